@@ -1,0 +1,22 @@
+"""facenet-mtl: one Keras 3 face model for age, gender, emotion and smile.
+
+>>> import facenet_mtl
+>>> facenet_mtl.TASK_NAMES
+('age', 'gender', 'emotion', 'smile')
+"""
+from facenet_mtl.data.schema import TASK_NAMES
+
+__version__ = "0.1.0"
+
+
+def load(path):
+    """Load a saved model (.h5, .keras or SavedModel dir) as a `FacePredictor`.
+
+    `facenet_mtl.load("runs/x/model.h5").predict(images)` labels every face in each image.
+    """
+    from facenet_mtl.inference.predictor import FacePredictor
+
+    return FacePredictor.from_path(path)
+
+
+__all__ = ["TASK_NAMES", "load", "__version__"]

@@ -1,0 +1,30 @@
+"""What every dataset reader returns, and the registry entry that describes a dataset."""
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class ReadResult:
+    """Records that passed cleaning, and how many were dropped by each rule."""
+
+    records: list = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+
+    def drop(self, reason, n=1):
+        self.dropped[reason] += n
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: its reader, the on-disk layout it expects, and what it labels.
+
+    `read(source_dir, **options) -> ReadResult`; options are reader-specific keywords
+    (cleaning thresholds, label variants) with defaults, all documented in the reader.
+    """
+
+    name: str
+    read: Callable
+    layout: str  # one paragraph: the files expected under --source
+    tasks: tuple  # the label fields it carries, e.g. ("age", "gender")
+    citation: str = ""
