@@ -1,0 +1,51 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CLI := $(BIN)/facenet-mtl
+DEMO := demo_data
+DATA ?= ../shared/data
+REAL := data_out/real
+export CUDA_VISIBLE_DEVICES ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: venv test demo demo-data real bench clean
+
+venv: $(STAMP)
+$(STAMP): setup.cfg setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip >/dev/null
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+# The whole programme on generated faces: data in native layouts -> TFRecords -> pretrain ->
+# finetune (two weightings) -> single-task ablation -> evaluate -> predict -> report.
+demo: $(STAMP)
+	$(CLI) demo-data $(DEMO)/native
+	$(CLI) build-tfrecords wiki --source $(DEMO)/native/wiki_crop --out $(DEMO)/records --image-size 64
+	$(CLI) build-tfrecords appa_real --source $(DEMO)/native/appa_real --out $(DEMO)/records --image-size 64
+	$(CLI) build-tfrecords fer2013 --source $(DEMO)/native/fer2013/fer2013.csv --out $(DEMO)/records --image-size 64
+	$(CLI) build-tfrecords genki4k --source $(DEMO)/native/genki4k --out $(DEMO)/records --image-size 64
+	$(CLI) run experiments/demo/ --runs-dir runs
+	$(CLI) evaluate runs/demo-mtl-w1111/model.h5 --data $(DEMO)/records --datasets appa_real,fer2013,genki4k
+	$(CLI) predict runs/demo-mtl-w1111/model.h5 --no-detect $(DEMO)/native/genki4k/files/file0001.jpg $(DEMO)/native/genki4k/files/file0002.jpg --out runs/demo-predictions
+	$(CLI) report runs/demo-* --out runs/demo-report
+
+# Real faces from ../shared/data (or DATA=...): records, then the configs in experiments/real/.
+real: $(STAMP)
+	$(CLI) build-tfrecords utkface --source $(DATA)/utkface/UTKFace --out $(REAL) --image-size 64
+	$(CLI) build-tfrecords fer2013 --source $(DATA)/fer2013/fer2013_images.zip --out $(REAL) --image-size 64
+	$(CLI) build-tfrecords genki4k --source $(DATA)/genki4k --out $(REAL) --image-size 64
+	$(CLI) run experiments/real/ --runs-dir runs
+	$(CLI) report runs/real-* --out runs/real
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_input.py
+	$(BIN)/python benchmarks/bench_train.py
+
+clean:
+	rm -rf $(DEMO) runs data_out

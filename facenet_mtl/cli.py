@@ -1,0 +1,291 @@
+"""The `facenet-mtl` command line: thin wrappers over library functions a Python user can call."""
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from facenet_mtl.data.errors import DataError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def user_errors(fn):
+    """Bad input the user can fix: print the message (path, problem, fix) and exit with code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from facenet_mtl.training.config import ConfigError
+
+        try:
+            return fn(*args, **kwargs)
+        except (DataError, ConfigError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="facenet-mtl")
+def main():
+    """Train one face model for age, gender, emotion and smile, and use it.
+
+    \b
+    The spine: native data -> build-tfrecords -> train (pretrain, finetune) -> evaluate/predict.
+    Example (the built-in demo data):
+      facenet-mtl demo-data demo_data/native
+      facenet-mtl build-tfrecords wiki --source demo_data/native/wiki_crop --out demo_data/records
+      facenet-mtl run experiments/demo/pretrain.toml
+    """
+
+
+@main.command("build-tfrecords")
+@click.argument("dataset", required=False)
+@click.option("--source", type=click.Path(), help="Folder (or file) with the dataset's native files.")
+@click.option("--out", type=click.Path(), default="data_out", show_default=True, help="Records root.")
+@click.option("--image-size", default=112, show_default=True, help="Square face size stored.")
+@click.option("--workers", default=0, help="Processes for decode/crop/encode (0: all cores).")
+@click.option("--limit", default=0, help="Keep at most N records (smoke runs).")
+@click.option("--force", is_flag=True, help="Rebuild even if finished shards exist.")
+@click.option("--no-face", type=click.Choice(["skip", "keep_full"]), default="skip", show_default=True,
+              help="When detection finds no face: drop the image, or keep the whole image.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Reader option, e.g. min_face_score=2 or age_target=real (repeatable).")
+@click.option("--list", "list_only", is_flag=True, help="List the datasets and the layout each expects.")
+@user_errors
+def build_tfrecords_cmd(dataset, source, out, image_size, workers, limit, force, no_face, options, list_only):
+    """Write DATASET once into sharded TFRecords with a per-task label mask.
+
+    \b
+    Example:
+      facenet-mtl build-tfrecords fer2013 --source ../shared/data/fer2013/fer2013_images.zip --out data_out
+      facenet-mtl build-tfrecords --list
+    """
+    from facenet_mtl.data.readers import DATASETS, _load_all, get_dataset
+
+    if list_only or not dataset:
+        _load_all()
+        for name in sorted(DATASETS):
+            spec = DATASETS[name]
+            click.echo(f"{name}  [{', '.join(spec.tasks)}]\n    {spec.layout}\n")
+        return
+    from facenet_mtl.data.records import BuildOptions, build_tfrecords
+
+    get_dataset(dataset)
+    if not source:
+        raise click.UsageError("--source is required")
+    reader_options = dict(_parse_option(o) for o in options)
+    manifest = build_tfrecords(dataset, source, out, BuildOptions(
+        image_size=image_size, workers=workers, limit=limit, force=force, no_face=no_face), reader_options)
+    counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
+    click.echo(f"{dataset}: {counts}; dropped {manifest['dropped'] or 'nothing'} -> {Path(out) / dataset}")
+
+
+def _parse_option(text):
+    import tomllib
+
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise click.BadParameter(f"'{text}' is not KEY=VALUE", param_hint="--option")
+    try:
+        return key, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, value
+
+
+@main.command("demo-data")
+@click.argument("out_dir", type=click.Path())
+@click.option("--seed", default=0, show_default=True)
+def demo_data_cmd(out_dir, seed):
+    """Generate the built-in demo face-attribute data in each dataset's native layout.
+
+    \b
+    Example:
+      facenet-mtl demo-data demo_data/native
+    """
+    from facenet_mtl.data.demo import make_demo_data
+
+    for name, path in make_demo_data(out_dir, seed=seed).items():
+        click.echo(f"{name}: {path}")
+
+
+def _load_cfg(config, overrides, stage=None, init=None, loss_weights=None, epochs=None, runs_dir=None):
+    from facenet_mtl.training.config import load_config, parse_loss_weights
+
+    overrides = list(overrides)
+    if stage:
+        overrides.append(f'stage="{stage}"')
+    if init:
+        overrides.append(f'init="{init}"')
+    if epochs:
+        overrides.append(f"train.epochs={epochs}")
+    cfg = load_config(config, overrides)
+    if loss_weights:
+        cfg.loss.weights.update(parse_loss_weights(loss_weights))
+    return cfg
+
+
+COMMON_TRAIN = [
+    click.option("--runs-dir", default="runs", show_default=True, help="Where run directories go."),
+    click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
+                 help="Override any config field, e.g. train.epochs=3 (repeatable)."),
+    click.option("--restart", is_flag=True, help="Discard an existing run directory and start over."),
+]
+
+
+def _common(fn):
+    for option in reversed(COMMON_TRAIN):
+        fn = option(fn)
+    return fn
+
+
+@main.command("train")
+@click.option("--config", "config", required=True, type=click.Path(), help="Experiment TOML.")
+@click.option("--stage", type=click.Choice(["pretrain", "finetune"]), help="Override the config's stage.")
+@click.option("--init", help="Finetune from this experiment name or model path.")
+@click.option("--loss-weights", help="Per-task loss weights, e.g. age=1,gender=0.1,emotion=1.")
+@click.option("--epochs", type=int, help="Override train.epochs.")
+@_common
+@user_errors
+def train_cmd(config, stage, init, loss_weights, epochs, runs_dir, overrides, restart):
+    """Train one stage of an experiment into RUNS_DIR/<name>/ (resumes if interrupted).
+
+    \b
+    Examples:
+      facenet-mtl train --stage pretrain --config experiments/study/resnet18_pretrain.toml
+      facenet-mtl train --stage finetune --init runs/resnet18-pretrain/model.keras \\
+          --config experiments/study/resnet18_age_gender_emotion_w1.toml --loss-weights age=1,gender=1,emotion=1
+    """
+    from facenet_mtl.training.trainer import train
+
+    cfg = _load_cfg(config, overrides, stage, init, loss_weights, epochs)
+    run_dir = train(cfg, runs_dir, restart=restart)
+    _print_run_summary(run_dir)
+
+
+@main.command("run")
+@click.argument("experiments", nargs=-1, required=True, type=click.Path())
+@_common
+@user_errors
+def run_cmd(experiments, runs_dir, overrides, restart):
+    """Run experiment configs in order: skip finished runs, resume interrupted ones.
+
+    EXPERIMENTS are TOML files or folders of them (files starting with _ are bases).
+
+    \b
+    Example:
+      facenet-mtl run experiments/demo/
+    """
+    from facenet_mtl.training.trainer import train
+
+    for path in _expand_experiments(experiments):
+        cfg = _load_cfg(path, overrides)
+        click.echo(f"== {cfg.name} ({path})")
+        run_dir = train(cfg, runs_dir, restart=restart)
+        _print_run_summary(run_dir)
+
+
+def _expand_experiments(items):
+    paths = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.glob("*.toml") if not p.name.startswith("_")))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise DataError(path, "experiment config not found", "give a .toml file or a folder of them")
+    return paths
+
+
+def _print_run_summary(run_dir):
+    from facenet_mtl.training.evaluate import format_table
+
+    metrics_path = Path(run_dir) / "metrics.json"
+    if not metrics_path.is_file():
+        return
+    metrics = json.loads(metrics_path.read_text())
+    for split, evaluation in metrics["splits"].items():
+        click.echo(format_table(evaluation, split))
+    click.echo(f"run: {run_dir}")
+
+
+@main.command("evaluate")
+@click.argument("model_path", type=click.Path())
+@click.option("--data", "data_root", required=True, type=click.Path(), help="Records root (build-tfrecords --out).")
+@click.option("--datasets", default="", help="Comma-separated datasets (default: every one under --data).")
+@click.option("--split", default="test", show_default=True)
+@click.option("--json", "json_out", type=click.Path(), help="Write the metrics here as JSON.")
+@click.option("--limit", default=0, help="Examples per dataset (0: all).")
+@user_errors
+def evaluate_cmd(model_path, data_root, datasets, split, json_out, limit):
+    """Print the results table of MODEL on built TFRecords (per task and per dataset).
+
+    \b
+    Example:
+      facenet-mtl evaluate runs/real-mtl/model.h5 --data data_out --split test
+    """
+    from facenet_mtl.inference.predictor import load_keras_model
+    from facenet_mtl.training.evaluate import evaluate_model, format_table
+
+    model = load_keras_model(model_path)
+    names = [d for d in datasets.split(",") if d] or sorted(
+        p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file()) if Path(data_root).is_dir() else []
+    if not names:
+        raise DataError(data_root, "holds no built datasets (no */manifest.json)", "run facenet-mtl build-tfrecords first")
+    evaluation = evaluate_model(model, data_root, names, split, limit=limit)
+    click.echo(format_table(evaluation, split))
+    if json_out:
+        Path(json_out).write_text(json.dumps(evaluation, indent=2))
+
+
+@main.command("predict")
+@click.argument("model_path", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(), help="Write annotated images here.")
+@click.option("--no-detect", is_flag=True, help="Each image is already one face crop.")
+@user_errors
+def predict_cmd(model_path, images, out_dir, no_detect):
+    """Find every face in IMAGES and print age, gender, emotion and smile as JSON.
+
+    \b
+    Example:
+      facenet-mtl predict runs/real-mtl/model.h5 photo.jpg --out annotated/
+    """
+    from facenet_mtl.inference.predictor import FacePredictor
+
+    predictor = FacePredictor.from_path(model_path)
+    results = predictor.predict(list(images), detect=not no_detect)
+    report = [{"image": str(path), "faces": faces} for path, faces in zip(images, results)]
+    click.echo(json.dumps(report, indent=2))
+    if out_dir:
+        predictor.write_annotated(list(images), results, out_dir)
+
+
+@main.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_dir", default="runs/report", show_default=True, type=click.Path())
+@click.option("--split", default="test", show_default=True)
+@user_errors
+def report_cmd(run_dirs, out_dir, split):
+    """Regenerate the study's results table from run directories (markdown, CSV, PNG charts).
+
+    \b
+    Example:
+      facenet-mtl report runs/demo-* --out runs/demo-report
+    """
+    from facenet_mtl.training.report import build_report, write_report
+
+    report = build_report([Path(d) for d in run_dirs], split=split)
+    written = write_report(report, out_dir)
+    markdown = Path(out_dir) / "RESULTS.md"
+    if markdown.is_file():
+        click.echo(markdown.read_text())
+    click.echo(f"written: {', '.join(str(p) for p in (written or [markdown]))}")
+
+
+if __name__ == "__main__":
+    main()

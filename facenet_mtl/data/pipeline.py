@@ -1,0 +1,183 @@
+"""The tf.data input: read shards, parse, decode, cache, mix datasets, augment, batch, prefetch.
+
+Yields `(images, labels, sample_weights)` keyed by the model's output names; images are float32
+RGB 0-255 (the model normalises inside), and a missing label has weight 0 so it costs nothing.
+
+    ds = make_dataset(InputSpec(root="data_out", datasets=("utkface", "fer2013")),
+                      split="train", outputs=("age", "age_probs", "gender", "emotion"))
+"""
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from facenet_mtl.data.errors import DataError
+from facenet_mtl.data.records import read_manifest, shard_files
+from facenet_mtl.data.schema import LABEL_FIELDS, MAX_AGE, MISSING, TASKS
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    root: str
+    datasets: tuple
+    image_size: int = 112  # model input size; records are resized to it when they differ
+    batch_size: int = 64
+    mixing: str = "oversample_to_largest"  # | "weights" | "natural"
+    sampling_weights: tuple = ()  # ((dataset, weight), ...), for mixing="weights"
+    epoch_size: int = 0
+    augment: bool = True
+    cache: bool = True
+    shuffle_buffer: int = 4096
+    age_sigma: float = 0.0  # width of the Gaussian age-bin target; <0: the record's age_std
+    limit: int = 0
+    seed: int = 1
+
+
+def feature_spec():
+    spec = {"image": tf.io.FixedLenFeature([], tf.string),
+            "source": tf.io.FixedLenFeature([], tf.string, default_value=""),
+            "file_id": tf.io.FixedLenFeature([], tf.string, default_value="")}
+    for name, dtype in LABEL_FIELDS.items():
+        tf_dtype = tf.float32 if dtype().dtype.kind == "f" else tf.int64
+        spec[name] = tf.io.FixedLenFeature([], tf_dtype, default_value=tf.constant(MISSING, tf_dtype))
+    return spec
+
+
+def split_size(root, dataset, split):
+    manifest = read_manifest(root, dataset)
+    return int(manifest["splits"].get(split, {}).get("count", 0))
+
+
+def read_split(root, dataset, split, image_size, limit=0, cache=True, deterministic=True):
+    """One dataset split as decoded examples: dict(image=uint8 HxWx3, labels...)."""
+    files = shard_files(root, dataset, split)
+    if not files:
+        manifest = read_manifest(root, dataset)
+        raise DataError(f"{root}/{dataset}", f"has no finished shards for split '{split}' "
+                        f"(built splits: {', '.join(manifest['splits']) or 'none'})",
+                        "choose a built split, or rebuild with facenet-mtl build-tfrecords")
+    files = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
+    ds = files.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                          num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if limit:
+        ds = ds.take(limit)
+    spec = feature_spec()
+
+    def parse(serialized):
+        example = tf.io.parse_single_example(serialized, spec)
+        image = tf.io.decode_jpeg(example["image"], channels=3)
+        if image_size:
+            image = tf.image.resize(image, (image_size, image_size), method="area", antialias=True)
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        example["image"] = image
+        return example
+
+    ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return ds.cache() if cache else ds
+
+
+def to_model_inputs(example, outputs, age_sigma=0.0):
+    """Example dict -> (image float32, labels by output name, sample weights by output name)."""
+    image = tf.cast(example["image"], tf.float32)
+    labels, weights = {}, {}
+    for output in outputs:
+        task = "age" if output in ("age", "age_probs") else output
+        raw = example[task]
+        known = tf.not_equal(raw, tf.cast(MISSING, raw.dtype))
+        weights[output] = tf.cast(known, tf.float32)
+        value = tf.where(known, raw, tf.zeros_like(raw))
+        if output == "age":
+            labels[output] = tf.reshape(tf.cast(value, tf.float32), (1,))
+        elif output == "age_probs":
+            sigma = tf.fill(tf.shape(value), tf.cast(age_sigma, tf.float32))
+            if age_sigma < 0:
+                std = example["age_std"]
+                sigma = tf.where(tf.greater(std, 0), std, tf.ones_like(std))
+            labels[output] = tf.stack([tf.clip_by_value(tf.cast(value, tf.float32), 0, MAX_AGE), sigma], axis=-1)
+        elif TASKS[task].kind == "categorical":
+            labels[output] = tf.one_hot(tf.cast(value, tf.int32), TASKS[task].num_classes)
+        else:
+            labels[output] = tf.expand_dims(tf.cast(value, tf.float32), -1)
+    return image, labels, weights
+
+
+def mixing_weights(spec, sizes):
+    """Sampling probability per dataset and the examples per epoch the mixing implies."""
+    names = list(spec.datasets)
+    if spec.mixing == "oversample_to_largest":
+        # Every dataset is drawn equally often, so each contributes as many examples per epoch as
+        # the largest has (the study: ~4.5k ChaLearn images sampled up to FER2013's 28,709).
+        probs = [1.0 / len(names)] * len(names)
+        epoch = max(sizes.values()) * len(names)
+    elif spec.mixing == "weights":
+        given = dict(spec.sampling_weights)
+        raw = [float(given.get(n, 1.0)) for n in names]
+        probs = [w / sum(raw) for w in raw]
+        epoch = sum(sizes.values())
+    else:
+        total = sum(sizes.values())
+        probs = [sizes[n] / total for n in names]
+        epoch = total
+    return dict(zip(names, probs)), int(spec.epoch_size or epoch)
+
+
+def make_dataset(spec, split, outputs, training=True):
+    """The batched input for `model.fit` / `evaluate`.
+
+    training=True: every dataset repeats forever, shuffled, mixed by `spec.mixing`, augmented;
+    returns (dataset, steps_per_epoch). training=False: each dataset once, in order, no
+    augmentation; returns (dataset, number of examples).
+    """
+    if not spec.datasets:
+        raise DataError(spec.root, "no datasets named for the input", "list them in the config's data.datasets")
+    sizes = {name: split_size(spec.root, name, split) for name in spec.datasets}
+    if spec.limit:
+        sizes = {n: min(s, spec.limit) for n, s in sizes.items()}
+    parts = [read_split(spec.root, name, split, spec.image_size, spec.limit, spec.cache, deterministic=True)
+             for name in spec.datasets if sizes[name]]
+    names = [name for name in spec.datasets if sizes[name]]
+    if not parts:
+        raise DataError(spec.root, f"split '{split}' is empty for {', '.join(spec.datasets)}",
+                        "check the manifests' split counts")
+
+    def prepare(example):
+        return to_model_inputs(example, outputs, spec.age_sigma)
+
+    if not training:
+        ds = parts[0]
+        for part in parts[1:]:
+            ds = ds.concatenate(part)
+        ds = ds.map(prepare, num_parallel_calls=AUTOTUNE).batch(spec.batch_size)
+        return ds.prefetch(AUTOTUNE), sum(sizes[n] for n in names)
+
+    probs, epoch_size = mixing_weights(spec, {n: sizes[n] for n in names})
+    streams = [part.shuffle(min(spec.shuffle_buffer, max(sizes[n], 1)), seed=spec.seed + i,
+                            reshuffle_each_iteration=True).repeat()
+               for i, (n, part) in enumerate(zip(names, parts))]
+    if len(streams) == 1:
+        ds = streams[0]
+    else:
+        ds = tf.data.Dataset.sample_from_datasets(streams, weights=[probs[n] for n in names], seed=spec.seed)
+    ds = ds.map(prepare, num_parallel_calls=AUTOTUNE).batch(spec.batch_size, drop_remainder=True)
+    if spec.augment:
+        ds = ds.map(lambda x, y, w: (augment_batch(x, spec.seed), y, w), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE), max(1, epoch_size // spec.batch_size)
+
+
+def augment_batch(images, seed=None, max_zoom=0.15, max_shift=0.08, brightness=0.2, contrast=0.2):
+    """Vectorised per-image augmentation of a batch (float32 0-255): flip, scale/shift crop,
+    brightness and contrast. Faces stay upright; all our labels are flip-invariant."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    flip = tf.random.uniform([batch, 1, 1, 1]) < 0.5
+    images = tf.where(flip, tf.reverse(images, axis=[2]), images)
+    scale = 1.0 - tf.random.uniform([batch], 0, max_zoom)
+    cy = 0.5 + tf.random.uniform([batch], -max_shift, max_shift)
+    cx = 0.5 + tf.random.uniform([batch], -max_shift, max_shift)
+    boxes = tf.stack([cy - scale / 2, cx - scale / 2, cy + scale / 2, cx + scale / 2], axis=1)
+    images = tf.image.crop_and_resize(images, boxes, tf.range(batch), tf.stack([height, width]))
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    c = 1.0 + tf.random.uniform([batch, 1, 1, 1], -contrast, contrast)
+    b = tf.random.uniform([batch, 1, 1, 1], -brightness, brightness) * 255.0
+    return tf.clip_by_value((images - mean) * c + mean + b, 0.0, 255.0)

@@ -1,0 +1,43 @@
+"""Per-record work for the TFRecords build, run in worker processes: load, crop, resize, encode.
+
+Returns `(record, jpeg_bytes, None)` or `(record, None, (reason, detail))` so that a corrupt
+image or a missing face is counted and named, and never stops the build.
+"""
+_detector = None
+
+
+def init_worker():
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def encode_record(job):
+    record, image_size, margin, no_face, quality = job
+    from facenet_mtl.data import images
+
+    try:
+        rgb = images.load_rgb(record.image)
+    except images.CorruptImageError as exc:
+        return record, None, ("corrupt_image", str(exc))
+    except OSError as exc:
+        return record, None, ("unreadable_image", str(exc))
+    if record.box is not None:
+        rgb = images.crop_box_with_margin(rgb, record.box, margin)
+    elif record.detect:
+        faces = _face_detector().detect(rgb)
+        if faces:
+            rgb = images.crop_box_with_margin(rgb, faces[0].box, margin)
+        elif no_face == "skip":
+            return record, None, ("no_face", "face detector found no face")
+    rgb = images.square_resize(rgb, image_size)
+    return record, images.encode_jpeg(rgb, quality), None
+
+
+def _face_detector():
+    global _detector
+    if _detector is None:
+        from facenet_mtl.data.faces import FaceDetector
+
+        _detector = FaceDetector()
+    return _detector

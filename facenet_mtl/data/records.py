@@ -1,0 +1,271 @@
+"""`build-tfrecords`: read a dataset natively, crop and encode its faces in parallel, and write
+sharded TFRecords (tensorflow-datasets layout) plus `manifest.json`.
+
+Layout under `OUT/<dataset>/`:
+    manifest.json                          counts per split and label, drops by reason, fingerprint
+    1.0.0/<dataset>-<split>.tfrecord-00000-of-00004   the shards (tfds file naming)
+    1.0.0/dataset_info.json, features.json tfds metadata: `tfds.builder_from_directory` reads it
+    1.0.0/.done/<shard>.json               per-shard stats; a shard without it is rebuilt
+
+Each shard is written to a temporary name and renamed when complete, so an interrupted build
+never leaves a shard that is later read, and a rerun skips the finished ones.
+"""
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facenet_mtl.data.errors import DataError
+from facenet_mtl.data.schema import LABEL_FIELDS, MISSING, SCHEMA_VERSION, full_labels
+
+log = logging.getLogger(__name__)
+
+VERSION = "1.0.0"
+NO_FACE_POLICIES = ("skip", "keep_full")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    image_size: int = 112
+    workers: int = 0  # 0: all cores
+    limit: int = 0  # 0: no limit
+    force: bool = False
+    shard_size: int = 4096
+    margin: float = 0.4  # face box margin, as a fraction of the box size
+    no_face: str = "skip"  # what to do when detection finds no face
+    jpeg_quality: int = 95
+    progress: bool = True
+
+
+def dataset_dir(out_dir, dataset):
+    return Path(out_dir) / dataset
+
+
+def shard_dir(out_dir, dataset):
+    return dataset_dir(out_dir, dataset) / VERSION
+
+
+def shard_files(out_dir, dataset, split):
+    """The finished shard files of one split (an empty list if the split was not built)."""
+    directory = shard_dir(out_dir, dataset)
+    done = directory / ".done"
+    files = sorted(directory.glob(f"{dataset}-{split}.tfrecord-*-of-*"))
+    return [f for f in files if (done / f"{f.name}.json").is_file()]
+
+
+def read_manifest(out_dir, dataset):
+    path = dataset_dir(out_dir, dataset) / "manifest.json"
+    if not path.is_file():
+        raise DataError(path, f"no TFRecords manifest for dataset '{dataset}'",
+                        f"run: facenet-mtl build-tfrecords {dataset} --source <its folder> --out {out_dir}")
+    return json.loads(path.read_text())
+
+
+def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_options=None):
+    """Build `OUT/<dataset>/` from the native files under `source`; returns the manifest dict."""
+    from facenet_mtl.data.readers import get_dataset
+
+    spec = get_dataset(dataset)
+    source = Path(source)
+    if not source.exists():
+        raise DataError(source, "source path does not exist",
+                        f"point --source at the {dataset} files; expected layout: {spec.layout}")
+    if options.no_face not in NO_FACE_POLICIES:
+        raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}")
+    reader_options = dict(reader_options or {})
+    if options.limit:
+        reader_options["limit"] = options.limit
+    started = time.time()
+    result = spec.read(source, **reader_options)
+    if not result.records:
+        raise DataError(source, f"no usable {dataset} records found (dropped: {dict(result.dropped)})",
+                        f"expected layout: {spec.layout}")
+    fingerprint = _fingerprint(dataset, result.records, options, reader_options)
+    directory = shard_dir(out_dir, dataset)
+    _check_previous_build(out_dir, dataset, fingerprint, options.force)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ".done").mkdir(exist_ok=True)
+
+    by_split = {}
+    for record in result.records:
+        by_split.setdefault(record.split, []).append(record)
+    dropped = Counter(result.dropped)
+    splits = {}
+    workers = options.workers or os.cpu_count() or 1
+    with _pool(workers, options) as pool:
+        for split, records in sorted(by_split.items()):
+            splits[split] = _write_split(pool, dataset, split, records, directory, options, dropped)
+    manifest = {
+        "dataset": dataset,
+        "schema_version": SCHEMA_VERSION,
+        "version": VERSION,
+        "image_size": options.image_size,
+        "source": str(source.resolve()),
+        "source_fingerprint": fingerprint,
+        "reader_options": reader_options,
+        "tasks": list(spec.tasks),
+        "splits": splits,
+        "dropped": dict(sorted(dropped.items())),
+        "build_seconds": round(time.time() - started, 2),
+    }
+    _write_json(dataset_dir(out_dir, dataset) / "manifest.json", manifest)
+    _write_tfds_metadata(directory, dataset, splits, options.image_size)
+    return manifest
+
+
+def _check_previous_build(out_dir, dataset, fingerprint, force):
+    directory = shard_dir(out_dir, dataset)
+    manifest_path = dataset_dir(out_dir, dataset) / "manifest.json"
+    state_path = directory / ".done" / "fingerprint"
+    if force and directory.exists():
+        for path in directory.glob(f"{dataset}-*.tfrecord-*"):
+            path.unlink()
+        for path in (directory / ".done").glob("*"):
+            path.unlink()
+        manifest_path.unlink(missing_ok=True)
+    elif state_path.is_file() and state_path.read_text().strip() != fingerprint:
+        raise DataError(directory, "already holds TFRecords built from other source files or options",
+                        "add --force to rebuild, or choose another --out")
+    directory.joinpath(".done").mkdir(parents=True, exist_ok=True)
+    state_path.write_text(fingerprint)
+
+
+def _write_split(pool, dataset, split, records, directory, options, dropped):
+    from tqdm import tqdm
+
+    num_shards = max(1, math.ceil(len(records) / options.shard_size))
+    stats = {"count": 0, "shards": [], "labels": {}}
+    label_counts = {name: Counter() for name in LABEL_FIELDS if name not in ("age", "age_std")}
+    ages = []
+    bar = tqdm(total=len(records), desc=f"{dataset}/{split}", unit="img", disable=not options.progress)
+    for index in range(num_shards):
+        name = f"{dataset}-{split}.tfrecord-{index:05d}-of-{num_shards:05d}"
+        done_path = directory / ".done" / f"{name}.json"
+        chunk = records[index::num_shards]
+        if done_path.is_file() and (directory / name).is_file():
+            shard = json.loads(done_path.read_text())
+        else:
+            shard = _write_shard(pool, chunk, directory / name, options)
+            _write_json(done_path, shard)
+        bar.update(len(chunk))
+        stats["count"] += shard["count"]
+        stats["shards"].append({"file": name, "count": shard["count"]})
+        dropped.update(shard["dropped"])
+        for field, counts in shard["labels"].items():
+            label_counts[field].update(counts)
+        ages.extend(shard["ages"])
+    bar.close()
+    stats["labels"] = {field: dict(sorted(c.items())) for field, c in label_counts.items()}
+    if ages:
+        ages = np.asarray(ages, np.float32)
+        stats["labels"]["age"] = {"count": int(ages.size), "mean": round(float(ages.mean()), 2),
+                                  "min": float(ages.min()), "max": float(ages.max())}
+    return stats
+
+
+def _write_shard(pool, records, path, options):
+    import tensorflow as tf
+
+    from facenet_mtl.data import process
+
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    shard = {"count": 0, "dropped": Counter(), "labels": {}, "ages": []}
+    label_counts = {name: Counter() for name in ("gender", "emotion", "smile")}
+    jobs = ((r, options.image_size, options.margin, options.no_face, options.jpeg_quality) for r in records)
+    with tf.io.TFRecordWriter(str(tmp)) as writer:
+        for record, jpeg, problem in pool.imap(process.encode_record, jobs, chunksize=16):
+            if problem:
+                reason, detail = problem
+                shard["dropped"][reason] += 1
+                log.warning("skipped %s (%s): %s", record.file_id, reason, detail)
+                continue
+            labels = full_labels(record.labels)
+            writer.write(serialize_example(jpeg, labels, record.source, record.file_id))
+            shard["count"] += 1
+            for field in label_counts:
+                value = int(labels[field])
+                label_counts[field]["missing" if value == MISSING else str(value)] += 1
+            if labels["age"] != MISSING:
+                shard["ages"].append(float(labels["age"]))
+    os.replace(tmp, path)
+    shard["labels"] = {k: dict(v) for k, v in label_counts.items()}
+    shard["dropped"] = dict(shard["dropped"])
+    return shard
+
+
+def serialize_example(jpeg, labels, source, file_id):
+    """One tf.train.Example with the schema's features (the tfds FeaturesDict encoding)."""
+    import tensorflow as tf
+
+    feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+               "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
+               "file_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(file_id).encode()]))}
+    for name, dtype in LABEL_FIELDS.items():
+        if dtype == np.float32:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(labels[name])]))
+        else:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(labels[name])]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _pool(workers, options):
+    # spawn: workers must not inherit TensorFlow's threads from the parent (fork + threads hangs).
+    context = multiprocessing.get_context("spawn")
+    from facenet_mtl.data import process
+
+    return context.Pool(workers, initializer=process.init_worker)
+
+
+def _fingerprint(dataset, records, options, reader_options):
+    digest = hashlib.sha256()
+    digest.update(json.dumps([dataset, SCHEMA_VERSION, options.image_size, options.margin,
+                              options.no_face, options.shard_size, sorted(map(str, reader_options.items()))]).encode())
+    for r in records:
+        digest.update(f"{r.split}|{r.file_id}|{sorted(r.labels.items())}|{r.box}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _write_json(path, data):
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return str(value)
+
+
+def _write_tfds_metadata(directory, dataset, splits, image_size):
+    """Let `tfds.builder_from_directory(OUT/<dataset>/1.0.0)` read the shards in user code."""
+    try:
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        features = {"image": tfds.features.Image(shape=(image_size, image_size, 3), encoding_format="jpeg"),
+                    "source": tfds.features.Text(), "file_id": tfds.features.Text()}
+        for name, dtype in LABEL_FIELDS.items():
+            features[name] = tfds.features.Scalar(tf.float32 if dtype == np.float32 else tf.int64)
+        split_infos = [
+            tfds.core.SplitInfo(name=split, shard_lengths=[s["count"] for s in info["shards"]], num_bytes=0,
+                                filename_template=tfds.core.ShardedFileTemplate(
+                                    data_dir=str(directory), template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+                                    dataset_name=dataset, split=split, filetype_suffix="tfrecord"))
+            for split, info in splits.items()]
+        tfds.folder_dataset.write_metadata(
+            data_dir=str(directory), features=tfds.features.FeaturesDict(features),
+            split_infos=split_infos, filename_template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+            description=f"facenet-mtl face records of {dataset} (schema v{SCHEMA_VERSION})", check_data=False)
+    except Exception as exc:  # metadata is a convenience for tfds users; the records stand alone
+        log.warning("could not write tensorflow-datasets metadata for %s: %s", dataset, exc)

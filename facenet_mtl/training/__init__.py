@@ -1,0 +1,1 @@
+"""Training: experiment configs, losses, metrics, the staged trainer, evaluation and reports."""

@@ -1,0 +1,110 @@
+"""Callbacks of a run: learning-rate schedule, history.csv, TensorBoard, per-epoch checkpoint
+(weights + optimizer state + state.json, written atomically), best-epoch weights, early stop."""
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+LAST = "checkpoints/last.weights.h5"
+BEST = "checkpoints/best_weights.npz"
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Sets the epoch's learning rate from the schedule and records it in the logs."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(float(self.schedule(epoch)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: last weights with optimizer state, the best weights by `monitor`, and
+    state.json (epochs done, phase, best value, training seconds)."""
+
+    def __init__(self, run_dir, phase, monitor=""):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.phase = phase
+        self.monitor = monitor
+        self.mode = "min" if monitor.endswith(("loss", "mae")) else "max"
+        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        state = read_state(self.run_dir)
+        tmp = self.run_dir / "checkpoints/last.tmp.weights.h5"
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.run_dir / LAST)
+        value = logs.get(self.monitor) if self.monitor else None
+        best = state.get("best")
+        if self.monitor and value is not None and (
+                best is None or (value < best if self.mode == "min" else value > best)):
+            state.update(best=float(value), best_epoch=epoch + 1)
+            save_weights_only(self.model, self.run_dir / BEST)
+        state.update(epoch=epoch + 1, phase=self.phase, monitor=self.monitor,
+                     train_seconds=state.get("train_seconds", 0.0) + time.time() - self.started)
+        write_state(self.run_dir, state)
+
+
+def run_callbacks(cfg, run_dir, phase, lr_at, resumed):
+    run_dir = Path(run_dir)
+    callbacks = [
+        LearningRateLogger(lambda epoch: lr_at(cfg.optimizer, epoch, cfg.train.epochs)),
+        EpochCheckpoint(run_dir, phase, cfg.train.monitor),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resumed or (run_dir / "history.csv").exists()),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+    ]
+    if cfg.train.monitor and cfg.train.patience:
+        mode = "min" if cfg.train.monitor.endswith(("loss", "mae")) else "max"
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=cfg.train.monitor, patience=cfg.train.patience,
+                                                       mode=mode, restore_best_weights=False))
+    return callbacks
+
+
+def restore_checkpoint(model, run_dir):
+    """Load the last epoch's weights and optimizer state into a compiled model."""
+    path = Path(run_dir) / LAST
+    if not path.is_file():
+        return False
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+    return True
+
+
+def restore_best(model, run_dir):
+    path = Path(run_dir) / BEST
+    if path.is_file():
+        with np.load(path) as data:
+            model.set_weights([data[f"w{i}"] for i in range(len(data.files))])
+        return True
+    return False
+
+
+def save_weights_only(model, path):
+    tmp = Path(str(path) + ".tmp.npz")
+    np.savez(tmp, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    os.replace(tmp, path)
+
+
+def read_state(run_dir):
+    path = Path(run_dir) / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_state(run_dir, state):
+    tmp = Path(run_dir) / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, Path(run_dir) / "state.json")

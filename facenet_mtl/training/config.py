@@ -1,0 +1,317 @@
+"""Experiment configs: plain TOML validated once, here, into typed dataclasses.
+
+A config file may name a `base` config (a path relative to itself) whose values it overrides,
+so a family of experiments shares one pretrain/finetune description. Any field can be
+overridden from the CLI with `--set section.key=value` (value parsed as TOML, else a string).
+
+>>> cfg = parse_config({"name": "x", "model": {"backbone": "compact", "tasks": ["age"]}})
+>>> cfg.model.tasks
+('age',)
+"""
+import copy
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facenet_mtl.data.schema import TASK_NAMES
+
+STAGES = ("pretrain", "finetune")
+MIXING = ("oversample_to_largest", "weights", "natural")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+BALANCING = ("static", "uncertainty")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run: names the file and the field, and says what is allowed."""
+
+    def __init__(self, source, field_name, problem):
+        self.source, self.field_name = str(source), field_name
+        super().__init__(f"{source}: field '{field_name}': {problem}")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet18"
+    input_size: int = 112
+    backbone_args: dict = field(default_factory=dict)
+    tasks: tuple = ("age", "gender")
+    dropout: float = 0.0
+    head_units: int = 0
+
+
+@dataclass
+class DataConfig:
+    root: str = "data_out"  # where build-tfrecords wrote OUT/<dataset>/
+    datasets: tuple = ()
+    mixing: str = "oversample_to_largest"
+    sampling_weights: dict = field(default_factory=dict)  # dataset -> weight, for mixing="weights"
+    epoch_size: int = 0  # examples per epoch; 0: as the mixing implies
+    batch_size: int = 64
+    augment: bool = True
+    cache: bool = True
+    shuffle_buffer: int = 4096
+    train_split: str = "train"
+    valid_split: str = "valid"
+    test_split: str = "test"
+    limit: int = 0  # cap examples per dataset and split (smoke runs); 0: no cap
+    # Which train/valid partition: 0 the datasets' own split; N > 0 pools train + valid and
+    # re-draws a valid split of the same size with seed N (the study's second AlexNet partition).
+    partition_seed: int = 0
+
+
+@dataclass
+class LossConfig:
+    weights: dict = field(default_factory=dict)  # task -> loss weight; missing tasks weigh 1
+    age_sigma: float = 0.0  # Gaussian label width over age bins; 0 one-hot; <0 use age_std
+    age_l1: float = 0.0  # weight of an L1 loss on the expected age
+    label_smoothing: float = 0.0
+    balancing: str = "static"  # "uncertainty": Kendall et al. 2018 learned task weights
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "step"
+    warmup_epochs: int = 0
+    step_every: int = 10  # epochs between lr drops, schedule="step"
+    step_gamma: float = 0.1
+    clipnorm: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    steps_per_epoch: int = 0  # 0: epoch_size // batch_size
+    freeze_backbone_epochs: int = 0  # heads-first: train heads only for this many epochs
+    monitor: str = ""  # early stopping / best model metric, e.g. "val_emotion_accuracy"
+    patience: int = 0  # 0: no early stopping
+    seed: int = 1
+    precision: str = "auto"
+    distribute: str = "auto"  # auto | none | mirrored | multi_worker
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    stage: str = "pretrain"
+    init: str = ""  # finetune: an experiment name (runs/<init>/) or a model path
+    description: str = ""
+    learning_method: str = ""
+    # The published row this experiment reproduces, for reports: `model` and metrics.json keys,
+    # accuracies in percent as published (see facenet_mtl.training.references).
+    reference: dict = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    source: str = ""  # the file it came from
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def loss_weight(self, task):
+        return float(self.loss.weights.get(task, 1.0))
+
+
+# Tables a config replaces whole rather than merging into its base's: each is one distribution
+# or one published row, and a key left over from the base would change its meaning.
+REPLACED_TABLES = ("weights", "sampling_weights", "reference")
+
+SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "loss": LossConfig,
+    "optimizer": OptimizerConfig,
+    "train": TrainConfig,
+}
+
+
+def load_config(path, overrides=()):
+    """Read a TOML experiment (following `base`), apply `section.key=value` overrides, validate."""
+    path = Path(path)
+    raw = _read_with_bases(path, seen=())
+    raw.setdefault("name", path.stem)
+    for item in overrides:
+        apply_override(raw, item, f"--set {item}")
+    return parse_config(raw, source=path)
+
+
+def _read_with_bases(path, seen):
+    if not path.is_file():
+        raise ConfigError(seen[-1] if seen else path, "base" if seen else "path",
+                          f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(path, "base", "configs include each other in a loop")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "(syntax)", f"not valid TOML: {exc}") from None
+    base = raw.pop("base", None)
+    _check_keys(raw, path)  # here, so a typo is reported in the file that has it, base or not
+    if base is None:
+        return raw
+    parent = _read_with_bases((path.parent / base), seen + (path.resolve(),))
+    parent.pop("name", None)
+    return _deep_merge(parent, raw)
+
+
+def _deep_merge(base, top):
+    merged = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in REPLACED_TABLES:
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def apply_override(raw, item, source="command line"):
+    """Set `a.b.c=value` in the raw dict; value is parsed as a TOML value when it can be."""
+    if "=" not in item:
+        raise ConfigError(source, item, "an override must look like section.key=value")
+    dotted, text = item.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    node = raw
+    keys = dotted.strip().split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(source, dotted, f"'{key}' is not a section")
+    node[keys[-1]] = value
+    _check_keys({keys[0]: {keys[1]: value}} if len(keys) > 1 else {keys[0]: value}, source)
+
+
+def parse_loss_weights(text):
+    """`age=1,gender=0.1` -> {"age": 1.0, "gender": 0.1}."""
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        task, _, value = part.partition("=")
+        if task not in TASK_NAMES or not value:
+            raise ConfigError("--loss-weights", part, f"expected task=weight with task in {TASK_NAMES}")
+        weights[task] = float(value)
+    return weights
+
+
+def parse_config(raw, source="<dict>"):
+    raw = dict(raw)
+    sections = {}
+    for name, cls in SECTIONS.items():
+        section = raw.pop(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(source, name, "must be a [section] table")
+        sections[name] = _build(cls, section, source, prefix=f"{name}.")
+    top = _build(ExperimentConfig, {**raw, **sections}, source, prefix="")
+    top.source = str(source)
+    _validate(top, source)
+    return top
+
+
+def _check_keys(raw, source):
+    """Raise on a key no section has, naming it and `source`; values are checked later."""
+    sections = {key: value for key, value in raw.items() if key in SECTIONS}
+    _reject_unknown(ExperimentConfig, {k: v for k, v in raw.items() if k not in SECTIONS}, source, "")
+    for name, section in sections.items():
+        if isinstance(section, dict):
+            _reject_unknown(SECTIONS[name], section, source, f"{name}.")
+
+
+def _reject_unknown(cls, values, source, prefix):
+    known = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(source, prefix + unknown[0], f"unknown key; allowed here: {', '.join(known)}")
+
+
+def _build(cls, values, source, prefix):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    _reject_unknown(cls, values, source, prefix)
+    kwargs = {key: _typed(known[key].type, value, source, prefix + key) for key, value in values.items()}
+    if "name" in known and "name" not in kwargs:
+        raise ConfigError(source, "name", "every experiment needs a name")
+    return cls(**kwargs)
+
+
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", dict: "a table", tuple: "a list"}
+
+
+def _typed(expected, value, source, field_name):
+    """`value` as the field's annotated type (list -> tuple, int -> float), or a ConfigError."""
+    if isinstance(value, list):
+        value = tuple(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if expected is bool and not isinstance(value, bool):
+        raise ConfigError(source, field_name, f"must be true or false, got {value!r}")
+    if expected in _TYPE_WORDS and (
+        not isinstance(value, expected) or (expected in (int, float) and isinstance(value, bool))
+    ):
+        raise ConfigError(source, field_name, f"expected {_TYPE_WORDS[expected]}, got {value!r}")
+    return value
+
+
+def _choice(source, field_name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(source, field_name, f"'{value}' is not one of {', '.join(allowed)}")
+
+
+def _validate(cfg, source):
+    _choice(source, "stage", cfg.stage, STAGES)
+    _choice(source, "data.mixing", cfg.data.mixing, MIXING)
+    _choice(source, "optimizer.name", cfg.optimizer.name, OPTIMIZERS)
+    _choice(source, "optimizer.schedule", cfg.optimizer.schedule, SCHEDULES)
+    _choice(source, "train.precision", cfg.train.precision, PRECISIONS)
+    _choice(source, "train.distribute", cfg.train.distribute, ("auto", "none", "mirrored", "multi_worker"))
+    _choice(source, "loss.balancing", cfg.loss.balancing, BALANCING)
+    if not cfg.model.tasks:
+        raise ConfigError(source, "model.tasks", "name at least one task")
+    for task in cfg.model.tasks:
+        _choice(source, "model.tasks", task, TASK_NAMES)
+    for task, weight in cfg.loss.weights.items():
+        _choice(source, "loss.weights", task, TASK_NAMES)
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(source, f"loss.weights.{task}", "must be a number >= 0")
+    if cfg.stage == "finetune" and not cfg.init:
+        raise ConfigError(source, "init", "a finetune needs `init`: the pretrain experiment or model path")
+    if not 16 <= cfg.model.input_size <= 512:
+        raise ConfigError(source, "model.input_size", "must be between 16 and 512")
+    if cfg.data.batch_size < 1 or cfg.train.epochs < 1:
+        raise ConfigError(source, "data.batch_size/train.epochs", "must be >= 1")
+    if cfg.data.partition_seed < 0:
+        raise ConfigError(source, "data.partition_seed", "must be 0 (the datasets' split) or a seed > 0")
+    _validate_reference(cfg.reference, source)
+    from facenet_mtl.data.readers import DATASETS, _load_all
+
+    _load_all()
+    for name in cfg.data.datasets:
+        if name not in DATASETS:
+            raise ConfigError(source, "data.datasets", f"unknown dataset '{name}'; known: {', '.join(sorted(DATASETS))}")
+    unknown_weights = set(cfg.data.sampling_weights) - set(cfg.data.datasets)
+    if unknown_weights:
+        raise ConfigError(source, "data.sampling_weights", f"{sorted(unknown_weights)} not in data.datasets")
+    from facenet_mtl.models.backbones import BACKBONES
+
+    if cfg.model.backbone not in BACKBONES:
+        raise ConfigError(source, "model.backbone",
+                          f"unknown backbone '{cfg.model.backbone}'; known: {', '.join(sorted(BACKBONES))}")
+
+
+def _validate_reference(reference, source):
+    if not reference:
+        return
+    from facenet_mtl.training.report import check_reference  # the one schema of published rows
+
+    try:
+        check_reference(reference)
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(source, f"reference.{key}", problem) from None

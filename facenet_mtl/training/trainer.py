@@ -1,0 +1,264 @@
+"""The staged trainer: one function runs a pretrain or finetune experiment into `runs/<name>/`.
+
+    run_dir = train(load_config("experiments/demo/pretrain.toml"))
+
+A run directory holds `config.json` (the resolved config), `state.json` (epochs done),
+`checkpoints/` (last epoch with optimizer state, best epoch), `history.csv`, `tensorboard/`,
+`model.h5`, `model.keras`, `saved_model/`, `metrics.json` and PNG plots. Each finished epoch is
+checkpointed, so an interrupted run loses at most the epoch in progress and a rerun resumes.
+"""
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import keras
+
+from facenet_mtl.data.errors import DataError
+from facenet_mtl.data.pipeline import InputSpec, make_dataset
+from facenet_mtl.data.records import read_manifest
+from facenet_mtl.models import build_model, output_names_for, set_backbone_trainable, transfer_weights
+from facenet_mtl.training import callbacks as cb
+from facenet_mtl.training.config import ConfigError
+from facenet_mtl.training.evaluate import evaluate_model
+from facenet_mtl.training.export import export_model, inference_copy
+from facenet_mtl.training.losses import head_losses, head_metrics, output_loss_weights
+from facenet_mtl.training.plots import plot_confusion, plot_learning_curves
+from facenet_mtl.training.precision import choose_strategy, set_precision
+
+log = logging.getLogger(__name__)
+
+
+def run_dir_for(cfg, runs_dir):
+    return Path(runs_dir) / cfg.name
+
+
+def is_finished(cfg, runs_dir):
+    return _read_state(run_dir_for(cfg, runs_dir)).get("finished", False)
+
+
+def resolve_init(cfg, runs_dir):
+    """The model file a finetune starts from: a path, or the named experiment's run."""
+    if not cfg.init:
+        return None
+    candidates = [Path(cfg.init), Path(runs_dir) / cfg.init / "model.keras"]
+    for path in candidates:
+        if path.is_file() or (path.is_dir() and (path / "saved_model.pb").is_file()):
+            return path
+    raise ConfigError(cfg.source or cfg.name, "init",
+                      f"no model at '{cfg.init}' nor at {candidates[1]}: run the experiment '{cfg.init}' first "
+                      f"(facenet-mtl run <its config>) or give a model path")
+
+
+def input_spec(cfg, datasets=None):
+    return InputSpec(
+        root=cfg.data.root, datasets=tuple(datasets or cfg.data.datasets), image_size=cfg.model.input_size,
+        batch_size=cfg.data.batch_size, mixing=cfg.data.mixing,
+        sampling_weights=tuple(sorted(cfg.data.sampling_weights.items())), epoch_size=cfg.data.epoch_size,
+        augment=cfg.data.augment, cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
+        age_sigma=cfg.loss.age_sigma, limit=cfg.data.limit, seed=cfg.train.seed)
+
+
+def train(cfg, runs_dir="runs", restart=False, verbose=1):
+    """Run (or resume) one experiment; returns its run directory."""
+    run_dir = run_dir_for(cfg, runs_dir)
+    if restart and run_dir.exists():
+        shutil.rmtree(run_dir)
+    state = _read_state(run_dir)
+    if state.get("finished"):
+        log.info("%s is finished; skipping (use --restart to train again)", run_dir)
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_config(cfg, run_dir, state)
+    _write_json(run_dir / "config.json", cfg.to_dict())
+    init_path = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else None
+    _check_data(cfg)
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    policy = set_precision(cfg.train.precision)
+    strategy, strategy_kind = choose_strategy(cfg.train.distribute)
+    outputs = output_names_for(cfg.model.tasks)
+    spec = input_spec(cfg)
+    train_ds, steps = make_dataset(spec, cfg.data.train_split, outputs, training=True)
+    steps = cfg.train.steps_per_epoch or steps
+    valid_sets = _datasets_with_split(cfg, cfg.data.valid_split)
+    valid_ds = make_dataset(input_spec(cfg, valid_sets), cfg.data.valid_split, outputs, training=False)[0] \
+        if valid_sets else None
+    print(f"[{cfg.name}] precision {policy}, strategy {strategy_kind}, {steps} steps/epoch of "
+          f"{cfg.data.batch_size}, validation on {', '.join(valid_sets) or 'nothing'}")
+
+    with strategy.scope():
+        model = build_model(backbone=cfg.model.backbone, tasks=tuple(cfg.model.tasks),
+                            input_size=cfg.model.input_size, backbone_args=dict(cfg.model.backbone_args),
+                            dropout=cfg.model.dropout, head_units=cfg.model.head_units)
+        if init_path is not None and not state.get("epoch"):
+            copied = _load_init(model, init_path)
+            print(f"[{cfg.name}] initialised {len(copied)} layers from {init_path}")
+    if strategy_kind == "multi_worker":
+        from facenet_mtl.training.distributed import fit_multi_worker
+
+        fit_multi_worker(cfg, model, strategy, train_ds, steps, run_dir, state)
+    else:
+        _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state, verbose)
+    return finish_run(cfg, model, run_dir)
+
+
+def phases(cfg):
+    """[(phase, first_epoch, end_epoch)]: heads-first with the backbone frozen, then all."""
+    frozen = min(cfg.train.freeze_backbone_epochs, cfg.train.epochs)
+    plan = [("heads", 0, frozen)] if frozen else []
+    if frozen < cfg.train.epochs:
+        plan.append(("full", frozen, cfg.train.epochs))
+    return plan
+
+
+def compile_for_phase(cfg, model, phase):
+    """Freeze what the phase and the loss weights say, then compile (trainable takes effect only
+    at compile). A task with weight 0 has its head frozen, so nothing changes its weights."""
+    set_backbone_trainable(model, phase != "heads")
+    outputs = [name for name in model.output_names]
+    task_weights = {t: cfg.loss_weight(t) for t in cfg.model.tasks}
+    for layer in model.layers:
+        task = _head_task(layer.name)
+        if task:
+            layer.trainable = task_weights.get(task, 1.0) > 0 and layer.name != "age"
+    model.compile(
+        optimizer=make_optimizer(cfg.optimizer),
+        loss=head_losses(outputs, cfg.loss.label_smoothing),
+        loss_weights=output_loss_weights(outputs, task_weights, cfg.loss.age_l1),
+        weighted_metrics=head_metrics(outputs),
+    )
+
+
+def _head_task(layer_name):
+    for task in ("age", "gender", "emotion", "smile"):
+        if layer_name == task or layer_name.startswith(f"{task}_"):
+            return task
+    return None
+
+
+def make_optimizer(opt_cfg):
+    kwargs = {"learning_rate": opt_cfg.lr}
+    if opt_cfg.clipnorm:
+        kwargs["clipnorm"] = opt_cfg.clipnorm
+    if opt_cfg.weight_decay:
+        kwargs["weight_decay"] = opt_cfg.weight_decay
+    if opt_cfg.name == "sgd":
+        return keras.optimizers.SGD(momentum=opt_cfg.momentum, **kwargs)
+    if opt_cfg.name == "adamw":
+        kwargs.setdefault("weight_decay", 1e-4)
+        return keras.optimizers.AdamW(**kwargs)
+    return keras.optimizers.Adam(**kwargs)
+
+
+def learning_rate_at(opt_cfg, epoch, epochs):
+    """Epoch-level schedule (so a resumed run continues the same curve): warm-up, then decay."""
+    if opt_cfg.warmup_epochs and epoch < opt_cfg.warmup_epochs:
+        return opt_cfg.lr * (epoch + 1) / (opt_cfg.warmup_epochs + 1)
+    if opt_cfg.schedule == "step":
+        return opt_cfg.lr * opt_cfg.step_gamma ** (epoch // max(1, opt_cfg.step_every))
+    if opt_cfg.schedule == "cosine":
+        span = max(1, epochs - opt_cfg.warmup_epochs)
+        progress = (epoch - opt_cfg.warmup_epochs) / span
+        return opt_cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return opt_cfg.lr
+
+
+def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state, verbose):
+    done = int(state.get("epoch", 0))
+    resuming = done > 0
+    for phase, first, end in phases(cfg):
+        if end <= done:
+            continue
+        with strategy.scope():
+            if resuming:  # restore weights + optimizer under the phase they were saved in
+                saved_phase = state.get("phase", phase)
+                compile_for_phase(cfg, model, saved_phase)
+                cb.restore_checkpoint(model, run_dir)
+                if saved_phase != phase:
+                    compile_for_phase(cfg, model, phase)
+            else:
+                compile_for_phase(cfg, model, phase)
+        callbacks = cb.run_callbacks(cfg, run_dir, phase, learning_rate_at, resumed=done > 0)
+        try:
+            model.fit(train_ds, epochs=end, initial_epoch=max(first, done), steps_per_epoch=steps,
+                      validation_data=valid_ds, callbacks=callbacks, verbose=verbose)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {run_dir} keeps every finished epoch; rerun the same command to resume")
+            raise
+        resuming = False
+        done = int(_read_state(run_dir).get("epoch", end))
+        if any(isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch for c in callbacks):
+            break
+
+
+def finish_run(cfg, model, run_dir):
+    """Best weights → exports, evaluation on valid and test, metrics.json, plots; marks finished."""
+    cb.restore_best(model, run_dir)
+    product = inference_copy(model, cfg.model)
+    export_model(product, run_dir)
+    started = time.time()
+    metrics = {"name": cfg.name, "splits": {}, "epochs": int(_read_state(run_dir).get("epoch", 0)),
+               "train_seconds": float(_read_state(run_dir).get("train_seconds", 0.0))}
+    for split in (cfg.data.valid_split, cfg.data.test_split):
+        sets = _datasets_with_split(cfg, split)
+        if sets:
+            metrics["splits"][split] = evaluate_model(product, cfg.data.root, sets, split,
+                                                      limit=cfg.data.limit)
+    metrics["eval_seconds"] = round(time.time() - started, 1)
+    _write_json(run_dir / "metrics.json", metrics)
+    if (run_dir / "history.csv").is_file():
+        plot_learning_curves(run_dir / "history.csv", run_dir)
+    test = metrics["splits"].get(cfg.data.test_split, {}).get("overall", {})
+    if "emotion_confusion" in test:
+        plot_confusion(test["emotion_confusion"], run_dir / "emotion_confusion.png")
+    state = _read_state(run_dir)
+    state["finished"] = True
+    _write_json(run_dir / "state.json", state)
+    return run_dir
+
+
+def _load_init(model, init_path):
+    try:
+        source = keras.models.load_model(init_path, compile=False)
+    except Exception as exc:
+        raise DataError(init_path, f"cannot be loaded as a Keras model ({exc})",
+                        "give a model.keras / model.h5 written by facenet-mtl") from None
+    return transfer_weights(source, model)
+
+
+def _datasets_with_split(cfg, split):
+    return [n for n in cfg.data.datasets if read_manifest(cfg.data.root, n)["splits"].get(split, {}).get("count")]
+
+
+def _check_data(cfg):
+    for name in cfg.data.datasets:
+        read_manifest(cfg.data.root, name)  # raises a DataError naming the build command
+
+
+def _check_same_config(cfg, run_dir, state):
+    saved = run_dir / "config.json"
+    if not state.get("epoch") or not saved.is_file():
+        return
+    before, now = json.loads(saved.read_text()), json.loads(json.dumps(cfg.to_dict()))
+    for d in (before, now):
+        d.pop("source", None)
+        d.get("train", {}).pop("epochs", None)
+    if before != now:
+        raise ConfigError(cfg.source or cfg.name, "(run directory)",
+                          f"{run_dir} holds a run of a different config; use --restart to start it over "
+                          "or give the experiment another name")
+
+
+def _read_state(run_dir):
+    path = Path(run_dir) / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_json(path, data):
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
