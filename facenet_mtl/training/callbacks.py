@@ -54,8 +54,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 best is None or (value < best if self.mode == "min" else value > best)):
             state.update(best=float(value), best_epoch=epoch + 1)
             save_weights_only(self.model, self.run_dir / BEST)
+        seconds = time.time() - self.started
         state.update(epoch=epoch + 1, phase=self.phase, monitor=self.monitor,
-                     train_seconds=state.get("train_seconds", 0.0) + time.time() - self.started)
+                     train_seconds=state.get("train_seconds", 0.0) + seconds,
+                     epoch_seconds=state.get("epoch_seconds", []) + [round(seconds, 3)])
         write_state(self.run_dir, state)
 
 
