@@ -4,7 +4,11 @@
 >>> facenet_mtl.TASK_NAMES
 ('age', 'gender', 'emotion', 'smile')
 """
-from facenet_mtl.data.schema import TASK_NAMES
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
+
+from facenet_mtl.data.schema import TASK_NAMES  # noqa: E402
 
 __version__ = "0.1.0"
 

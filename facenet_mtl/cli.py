@@ -181,11 +181,31 @@ def run_cmd(experiments, runs_dir, overrides, restart):
     """
     from facenet_mtl.training.trainer import train
 
-    for path in _expand_experiments(experiments):
-        cfg = _load_cfg(path, overrides)
-        click.echo(f"== {cfg.name} ({path})")
+    configs = [_load_cfg(path, overrides) for path in _expand_experiments(experiments)]  # all fail fast
+    for cfg in _in_dependency_order(configs):
+        click.echo(f"== {cfg.name} ({cfg.source})")
         run_dir = train(cfg, runs_dir, restart=restart)
         _print_run_summary(run_dir)
+
+
+def _in_dependency_order(configs):
+    """Each finetune after the experiment its `init` names, when both are given; else as listed."""
+    by_name = {cfg.name: cfg for cfg in configs}
+    ordered, seen = [], set()
+
+    def visit(cfg, chain=()):
+        if cfg.name in seen:
+            return
+        if cfg.name in chain:
+            raise DataError(cfg.source, f"experiments initialise from each other in a loop: {' -> '.join(chain)}")
+        if cfg.init in by_name:
+            visit(by_name[cfg.init], chain + (cfg.name,))
+        seen.add(cfg.name)
+        ordered.append(cfg)
+
+    for cfg in configs:
+        visit(cfg)
+    return ordered
 
 
 def _expand_experiments(items):

@@ -1,0 +1,153 @@
+"""Image loading and the crop/resize/encode steps every dataset shares.
+
+An image source is what a `FaceRecord.image` holds: a file path, a `(zip_path, member)` pair
+(read straight from the zip, never extracted) or an HxW / HxWx3 uint8 array (FER2013's csv).
+
+>>> import numpy as np
+>>> rgb = load_rgb(np.zeros((48, 48), np.uint8))
+>>> rgb.shape, rgb.dtype
+((48, 48, 3), dtype('uint8'))
+>>> crop_box_with_margin(np.zeros((100, 200, 3), np.uint8), (50, 20, 90, 60), margin=0.4).shape
+(72, 72, 3)
+>>> square_resize(np.zeros((100, 200, 3), np.uint8), 64).shape
+(64, 64, 3)
+"""
+import os
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facenet_mtl.data.errors import DataError
+
+# Open zip files of this process, by (pid, path): a forked worker must not share its parent's
+# file offset, so each process opens its own handle.
+_ZIPS = {}
+
+
+class CorruptImageError(DataError):
+    """An image that is missing, truncated or cannot be decoded."""
+
+    def __init__(self, path, reason):
+        self.reason = reason
+        super().__init__(path, f"unreadable image: {reason}",
+                         "re-extract or re-download the file, or delete it to skip it")
+
+
+def load_rgb(image_source):
+    """The pixels of `image_source` as an HxWx3 uint8 RGB array (grayscale replicated)."""
+    if isinstance(image_source, np.ndarray):
+        return _array_to_rgb(image_source)
+    if isinstance(image_source, tuple):
+        zip_path, member = image_source
+        name = f"{zip_path}:{member}"
+        data = _read_zip_member(zip_path, member)
+    else:
+        name = str(image_source)
+        try:
+            data = Path(image_source).read_bytes()
+        except FileNotFoundError:
+            raise CorruptImageError(name, "file not found") from None
+        except IsADirectoryError:
+            raise CorruptImageError(name, "is a directory, not an image file") from None
+    return _decode(data, name)
+
+
+def _read_zip_member(zip_path, member):
+    name = f"{zip_path}:{member}"
+    key = (os.getpid(), str(zip_path))
+    archive = _ZIPS.get(key)
+    if archive is None:
+        try:
+            archive = zipfile.ZipFile(zip_path)
+        except FileNotFoundError:
+            raise CorruptImageError(zip_path, "zip file not found") from None
+        except zipfile.BadZipFile as exc:
+            raise CorruptImageError(zip_path, f"not a valid zip file ({exc})") from None
+        _ZIPS[key] = archive
+    try:
+        return archive.read(member)
+    except KeyError:
+        raise CorruptImageError(name, "no such member in the zip") from None
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise CorruptImageError(name, f"damaged zip member ({exc})") from None
+
+
+def _decode(data, name):
+    if not data:
+        raise CorruptImageError(name, "empty file")
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CorruptImageError(name, "cannot decode (not an image, or truncated)")
+    if _is_truncated_jpeg(data):
+        raise CorruptImageError(name, "truncated JPEG (no end-of-image marker after the last scan)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _is_truncated_jpeg(data):
+    # libjpeg fills a cut-off scan with grey and still "succeeds"; a complete JPEG has its EOI
+    # marker (FFD9) after the last start-of-scan (FFDA). An EXIF thumbnail's own EOI comes
+    # before the main image's scans, so it does not hide a truncation.
+    if data[:2] != b"\xff\xd8":
+        return False
+    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+
+
+def _array_to_rgb(array):
+    if array.dtype != np.uint8:
+        raise CorruptImageError("<array>", f"expected a uint8 array, got {array.dtype}")
+    if array.ndim == 2:
+        return np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return np.ascontiguousarray(array[:, :, :3])
+    raise CorruptImageError("<array>", f"expected an HxW or HxWx3 array, got shape {array.shape}")
+
+
+def crop_box_with_margin(rgb, box, margin=0.4, border="edge"):
+    """The square around `box`'s centre, `margin` of the box size added on each side.
+
+    `box` is `(x1, y1, x2, y2)` in pixels; the square's side is `max(w, h) * (1 + 2 * margin)`
+    (margin 0.4: the face fills 1/1.8 of the crop, as in the IMDB-WIKI crops). Parts outside the
+    image are filled by repeating the edge pixels (`border="edge"`) or with black ("black").
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1, 1.0) * (1.0 + 2.0 * margin)
+    side_px = max(1, int(round(side)))
+    left = int(round((x1 + x2) / 2.0 - side / 2.0))
+    top = int(round((y1 + y2) / 2.0 - side / 2.0))
+    right, bottom = left + side_px, top + side_px
+    height, width = rgb.shape[:2]
+    inner = rgb[max(top, 0):min(bottom, height), max(left, 0):min(right, width)]
+    if inner.size == 0:  # the box lies wholly outside the image
+        return np.zeros((side_px, side_px, 3), np.uint8)
+    pads = (max(-top, 0), max(bottom - height, 0), max(-left, 0), max(right - width, 0))
+    if not any(pads):
+        return np.ascontiguousarray(inner)
+    if border == "edge":
+        return cv2.copyMakeBorder(inner, *pads, cv2.BORDER_REPLICATE)
+    if border == "black":
+        return cv2.copyMakeBorder(inner, *pads, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    raise ValueError(f"border must be 'edge' or 'black', got {border!r}")
+
+
+def square_resize(rgb, size):
+    """Centre-crop `rgb` to a square, then resize it to `size` x `size` (INTER_AREA)."""
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = rgb[top:top + side, left:left + side]
+    if side == size:
+        return np.ascontiguousarray(square)
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def encode_jpeg(rgb, quality=95):
+    """JPEG bytes of an RGB (or 2-D grayscale) uint8 array."""
+    pixels = rgb if rgb.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"cv2 could not encode an image of shape {rgb.shape} as JPEG")
+    return buffer.tobytes()

@@ -1,0 +1,102 @@
+"""CelebA (smile, gender): the aligned-and-cropped images and their attribute and split lists.
+
+`list_attr_celeba.txt` has the image count on line 1, the 40 attribute names on line 2, then one
+line per image with each attribute as 1 or -1; `Smiling` gives smile and `Male` gender
+(1 -> 1, -1 -> 0). `list_eval_partition.txt` gives the official split, 0 train, 1 valid,
+2 test. The Kaggle copy's csv versions (`list_attr_celeba.csv`, `list_eval_partition.csv`) and
+the official Anno/ Eval/ Img/ folders are found too. The aligned images (178x218) are
+centred on the face, so they are used without detection. Drops: `missing_file`,
+`no_partition` (an image absent from the partition list), `bad_label` (a value not 1 or -1).
+"""
+
+from facenet_mtl.data.errors import DataError
+from facenet_mtl.data.readers import register
+from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
+from facenet_mtl.data.readers.common import existing_path, keep_first, read_csv
+from facenet_mtl.data.schema import FaceRecord
+
+LAYOUT = ("the CelebA folder: img_align_celeba/000001.jpg ..., list_attr_celeba.txt and "
+          "list_eval_partition.txt (also found in Img/, Anno/ and Eval/ as in the official "
+          "download, or as the Kaggle copy's .csv files)")
+PARTITIONS = {"0": "train", "1": "valid", "2": "test"}
+ATTRIBUTES = {"Smiling": "smile", "Male": "gender"}
+CITATION = """\
+@inproceedings{Liu-ICCV-2015,
+  author = {Ziwei Liu and Ping Luo and Xiaogang Wang and Xiaoou Tang},
+  title = {Deep Learning Face Attributes in the Wild},
+  booktitle = {Proceedings of International Conference on Computer Vision (ICCV)},
+  year = {2015}}"""
+
+
+def read(source_dir, detect=False, limit=None):
+    """Read CelebA's smile and gender labels with the official partition."""
+    root = existing_path(source_dir, LAYOUT)
+    attr_path = _find(root, ("list_attr_celeba.txt", "Anno/list_attr_celeba.txt", "list_attr_celeba.csv"))
+    partition_path = _find(root, ("list_eval_partition.txt", "Eval/list_eval_partition.txt",
+                                  "list_eval_partition.csv"))
+    image_dir = _find(root, ("img_align_celeba/img_align_celeba", "img_align_celeba", "Img/img_align_celeba"),
+                      directory=True)
+    attributes = _read_attributes(attr_path)
+    partitions = _read_partitions(partition_path)
+    on_disk = {p.name for p in image_dir.iterdir()}
+    result = ReadResult()
+    for name, values in attributes:
+        labels = {field: {"1": 1, "-1": 0}.get(values[attr]) for attr, field in ATTRIBUTES.items()}
+        if None in labels.values():
+            result.drop("bad_label")
+        elif name not in partitions:
+            result.drop("no_partition")
+        elif name not in on_disk:
+            result.drop("missing_file")
+        else:
+            result.records.append(FaceRecord(image=str(image_dir / name), source="celeba", file_id=name,
+                                             split=partitions[name], labels=labels, detect=detect))
+        if limit and len(result.records) >= int(limit):
+            break
+    return keep_first(result, limit)
+
+
+def _find(root, candidates, directory=False):
+    for candidate in candidates:
+        path = root / candidate
+        if path.is_dir() if directory else path.is_file():
+            return path
+    raise DataError(root, f"missing {candidates[0]} (looked for {', '.join(candidates)})",
+                    f"point --source at {LAYOUT}")
+
+
+def _read_attributes(path):
+    """[(file name, {attribute: "1" | "-1"})] in file order."""
+    if path.suffix == ".csv":
+        rows = read_csv(path, ("image_id", *ATTRIBUTES))
+        return [(row["image_id"].strip(), {a: row[a].strip() for a in ATTRIBUTES}) for row in rows]
+    lines = path.read_text().splitlines()
+    if len(lines) < 2:
+        raise DataError(path, "expected the image count, the attribute names, then one line per image",
+                        "use the original list_attr_celeba.txt")
+    names = lines[1].split()
+    missing = [a for a in ATTRIBUTES if a not in names]
+    if missing:
+        raise DataError(path, f"attribute column(s) {', '.join(missing)} not in the header line {names[:5]}...",
+                        "use the original list_attr_celeba.txt (40 attributes)")
+    columns = {a: names.index(a) + 1 for a in ATTRIBUTES}  # + 1: the file name comes first
+    out = []
+    for line in lines[2:]:
+        fields = line.split()
+        if len(fields) == len(names) + 1:
+            out.append((fields[0], {a: fields[i] for a, i in columns.items()}))
+        elif fields:
+            out.append((fields[0], {a: "" for a in columns}))  # a short line: bad_label
+    return out
+
+
+def _read_partitions(path):
+    if path.suffix == ".csv":
+        rows = read_csv(path, ("image_id", "partition"))
+        pairs = [(row["image_id"].strip(), row["partition"].strip()) for row in rows]
+    else:
+        pairs = [tuple(line.split()[:2]) for line in path.read_text().splitlines() if len(line.split()) >= 2]
+    return {name: PARTITIONS[p] for name, p in pairs if p in PARTITIONS}
+
+
+register(DatasetSpec(name="celeba", read=read, layout=LAYOUT, tasks=("smile", "gender"), citation=CITATION))

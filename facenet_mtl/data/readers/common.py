@@ -1,0 +1,57 @@
+"""Small helpers the native readers share: layout checks that fail with a fixable `DataError`."""
+import csv
+from pathlib import Path
+
+from facenet_mtl.data.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def existing_path(source, layout):
+    """`source` as a Path; a `DataError` quoting the expected `layout` if it does not exist."""
+    path = Path(source)
+    if not path.exists():
+        raise DataError(path, "source path not found", f"point --source at: {layout}")
+    return path
+
+
+def require_file(path, what, fix):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"missing {what}", fix)
+    return path
+
+
+def read_csv(path, required_columns, fix=None):
+    """Rows of a csv file with a header, as dicts; a `DataError` naming any missing column."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [name.strip() for name in reader.fieldnames or []]
+        missing = [c for c in required_columns if c not in header]
+        if missing:
+            raise DataError(path, f"csv is missing column(s) {', '.join(repr(c) for c in missing)}; "
+                                  f"header is {header}",
+                            fix or f"expected the columns {', '.join(required_columns)}")
+        reader.fieldnames = header
+        return list(reader)
+
+
+def image_files(directory):
+    """Image files directly in `directory`, sorted by name."""
+    return sorted(p for p in Path(directory).iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def keep_first(result, limit):
+    """Keep the first `limit` records of `result` (all when `limit` is None or 0)."""
+    if limit:
+        result.records = result.records[:int(limit)]
+    return result
+
+
+def as_float(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
