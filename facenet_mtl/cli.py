@@ -162,7 +162,7 @@ def train_cmd(config, stage, init, loss_weights, epochs, runs_dir, overrides, re
     from facenet_mtl.training.trainer import train
 
     cfg = _load_cfg(config, overrides, stage, init, loss_weights, epochs)
-    run_dir = train(cfg, runs_dir, restart=restart)
+    run_dir = train(cfg, runs_dir, restart=restart, verbose=_fit_verbosity())
     _print_run_summary(run_dir)
 
 
@@ -184,8 +184,13 @@ def run_cmd(experiments, runs_dir, overrides, restart):
     configs = [_load_cfg(path, overrides) for path in _expand_experiments(experiments)]  # all fail fast
     for cfg in _in_dependency_order(configs):
         click.echo(f"== {cfg.name} ({cfg.source})")
-        run_dir = train(cfg, runs_dir, restart=restart)
+        run_dir = train(cfg, runs_dir, restart=restart, verbose=_fit_verbosity())
         _print_run_summary(run_dir)
+
+
+def _fit_verbosity():
+    """Keras progress bars on a terminal; one line per epoch in a log file."""
+    return 1 if sys.stdout.isatty() else 2
 
 
 def _in_dependency_order(configs):

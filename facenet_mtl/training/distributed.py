@@ -1,88 +1,225 @@
 """Multi-machine training with `MultiWorkerMirroredStrategy` (TF_CONFIG names the workers).
 
 Keras 3.15's `model.fit` fails under this strategy ("PerReplica cannot be converted to a
-Tensor"), so this module runs the same model, losses, loss weights and optimizer in a custom
-train step: `strategy.run` over `experimental_distribute_dataset`, gradients all-reduced by the
-optimizer. Checkpoints follow the trainer's layout; only the chief writes them.
-"""
-import json
-import os
-import time
+Tensor"), so this module trains the same model, per-output losses, loss weights and optimizer
+with a custom step: `strategy.run` over `experimental_distribute_dataset`, the gradients summed
+across replicas by the optimizer. It keeps the trainer's run directory: the heads-first and full
+phases, the epoch-level learning rate, `checkpoints/last.weights.h5` with the optimizer state,
+`state.json` and `history.csv` (loss per output) after every epoch, so a rerun resumes.
 
+Unlike `model.fit`, a multi-worker run has no validation pass, hence no best-epoch weights, no
+early stopping and no TensorBoard logs: the exported model is the last epoch's. As under `fit`
+with a mirrored strategy, BatchNorm normalises with each replica's own share of the batch.
+
+Every worker runs the same code; only the chief writes the run directory (the others save their
+checkpoint, which may involve collective ops, to a temporary directory and delete it). The run
+directory must be on a filesystem all workers see, for a rerun to resume.
+"""
+import csv
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
 import tensorflow as tf
 
 from facenet_mtl.training import callbacks as cb
+from facenet_mtl.training.losses import head_losses, output_loss_weights
+from facenet_mtl.training.precision import is_chief
+
+log = logging.getLogger(__name__)
+
+SUM = tf.distribute.ReduceOp.SUM
 
 
-def is_chief():
-    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task = config.get("task", {})
-    cluster = config.get("cluster", {})
-    if "chief" in cluster:
-        return task.get("type") == "chief"
-    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+def loss_setup(cfg, outputs):
+    """(losses, loss_weights) by output name, as `trainer.compile_for_phase` compiles them."""
+    task_weights = {t: cfg.loss_weight(t) for t in cfg.model.tasks}
+    return (head_losses(outputs, cfg.loss.label_smoothing),
+            output_loss_weights(outputs, task_weights, cfg.loss.age_l1))
 
 
-def make_train_step(model, strategy):
-    """A distributed step returning the global mean loss; uses the model's compiled losses."""
-    outputs = list(model.output_names)
-    losses = {name: model.loss[name] for name in outputs}
-    weights = {name: float(model._compile_loss._user_loss_weights[name]) for name in outputs}
-    optimizer = model.optimizer
-    replicas = strategy.num_replicas_in_sync
+def summed(loss):
+    """The same loss with reduction "sum": the sample-weighted sum over the batch it is given."""
+    return type(loss).from_config({**loss.get_config(), "reduction": "sum"})
 
-    def replica_step(x, y, sw):
+
+def replica_losses(y, pred, sample_weight, summed_losses, loss_weights, all_reduce_sum):
+    """This replica's share of the global batch's losses: {"loss": weighted total, "<output>_loss"}.
+
+    A head's share is its sample-weighted loss sum on this replica (`summed_losses`, see
+    `summed`) divided by its weight sum over the *global* batch (`all_reduce_sum` adds a tensor
+    over the replicas). The shares add up to what the compiled "mean_with_sample_weight" loss
+    gives on the whole global batch on one device, however the masked samples (weight 0) fall
+    across replicas; a head with no label in the global batch costs 0.
+    """
+    outputs = list(summed_losses)
+    local_weight = tf.stack([tf.reduce_sum(tf.cast(sample_weight[n], tf.float32)) for n in outputs])
+    global_weight = all_reduce_sum(local_weight)
+    logs = {}
+    for i, name in enumerate(outputs):
+        weighted_sum = summed_losses[name](y[name], pred[name], sample_weight=sample_weight[name])
+        logs[f"{name}_loss"] = tf.math.divide_no_nan(tf.cast(weighted_sum, tf.float32), global_weight[i])
+    logs["loss"] = tf.add_n([float(loss_weights[n]) * logs[f"{n}_loss"] for n in outputs])
+    return logs
+
+
+def make_train_step(model, optimizer, losses, loss_weights, strategy):
+    """A tf.function taking an iterator over `distribute_dataset(...)`: one optimizer step on its
+    next global batch; returns that batch's losses as floats tensors (`replica_losses`' keys).
+
+    `losses` and `loss_weights` are by output name (`loss_setup`). Make one step per phase: it
+    trains the variables that are trainable when it is made. Create `optimizer` and its
+    variables under `strategy.scope()`.
+    """
+    summed_losses = {name: summed(loss) for name, loss in losses.items()}
+    variables = list(model.trainable_variables)
+    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)  # mixed_float16
+
+    def all_reduce_sum(value):
+        return tf.distribute.get_replica_context().all_reduce(SUM, value)
+
+    def replica_step(x, y, sample_weight):
         with tf.GradientTape() as tape:
             pred = model(x, training=True)
-            total = tf.add_n([weights[n] * tf.cast(losses[n](y[n], pred[n], sample_weight=sw[n]), tf.float32)
-                              for n in outputs])
-            scaled = total / replicas
-            if hasattr(optimizer, "scale_loss"):
-                scaled = optimizer.scale_loss(scaled)
-        variables = model.trainable_variables
+            logs = replica_losses(y, pred, sample_weight, summed_losses, loss_weights, all_reduce_sum)
+            scaled = optimizer.scale_loss(logs["loss"])  # × the dynamic loss scale, or unchanged
         grads = tape.gradient(scaled, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return total
+        if loss_scaling:
+            grads = _non_finite_everywhere(grads, all_reduce_sum)
+        optimizer.apply_gradients(zip(grads, variables))  # unscales, all-reduces, applies
+        return logs
 
     @tf.function
-    def step(batch):
-        per_replica = strategy.run(replica_step, args=batch)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None) / replicas
+    def step(iterator):
+        per_replica = strategy.run(replica_step, args=next(iterator))
+        return {key: strategy.reduce(SUM, value, axis=None) for key, value in per_replica.items()}
 
     return step
 
 
-def fit_multi_worker(cfg, model, strategy, train_ds, steps, run_dir, state):
-    from facenet_mtl.training.trainer import compile_for_phase, learning_rate_at
+def _non_finite_everywhere(grads, all_reduce_sum):
+    """A LossScaleOptimizer checks each replica's gradients for inf/NaN on its own and skips the
+    step, gradient all-reduce included, where it finds one: replicas that disagree would wait on
+    each other for ever. So when any replica has a non-finite gradient, all of them get one."""
+    finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]))
+    replicas_not_finite = all_reduce_sum(1.0 - tf.cast(finite, tf.float32))
+    factor = tf.where(replicas_not_finite > 0, float("nan"), 1.0)
+    return [None if g is None else g * tf.cast(factor, g.dtype) for g in grads]
 
-    with strategy.scope():
-        compile_for_phase(cfg, model, "full")
-        model.optimizer.build(model.trainable_variables)
-        if state.get("epoch"):
-            cb.restore_checkpoint(model, run_dir)
-    step = make_train_step(model, strategy)
-    batches = iter(strategy.experimental_distribute_dataset(train_ds))
+
+def distribute_dataset(train_ds, strategy):
+    """The pipeline's batches (global batch size) split over the replicas. The mixed, repeated
+    stream cannot be sharded by file, so every worker reads it all and keeps its share of each
+    batch (auto-shard policy DATA); the workers' streams agree because they share the seeds."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(train_ds.with_options(options))
+
+
+def fit_multi_worker(cfg, model, strategy, train_ds, steps, run_dir, state):
+    """Train `model` (built under `strategy.scope()`) on `train_ds` (the pipeline's training
+    dataset) for the config's phases, `steps` per epoch, from the epoch `state` says is done.
+    Works under any strategy; the trainer uses it for MultiWorkerMirroredStrategy."""
+    from facenet_mtl.training.trainer import compile_for_phase, learning_rate_at, phases  # trainer calls us
+
+    run_dir = Path(run_dir)
     chief = is_chief()
-    history_path = run_dir / "history.csv"
-    for epoch in range(int(state.get("epoch", 0)), cfg.train.epochs):
-        lr = learning_rate_at(cfg.optimizer, epoch, cfg.train.epochs)
-        model.optimizer.learning_rate.assign(lr)
-        started, total = time.time(), 0.0
-        for _ in range(steps):
-            total += float(step(next(batches)))
-        loss = total / steps
-        print(f"epoch {epoch + 1}/{cfg.train.epochs} loss {loss:.4f} lr {lr:.5g} ({time.time() - started:.0f}s)")
-        target = run_dir if chief else run_dir / f".worker-{os.getpid()}"
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "checkpoints").mkdir(exist_ok=True)
-        model.save_weights(target / cb.LAST)  # every worker saves (collective ops); chief's is kept
-        if chief:
-            new = not history_path.exists()
-            with open(history_path, "a") as f:
-                if new:
-                    f.write("epoch,loss,lr\n")
-                f.write(f"{epoch},{loss},{lr}\n")
-            s = cb.read_state(run_dir)
-            s.update(epoch=epoch + 1, phase="full",
-                     train_seconds=s.get("train_seconds", 0.0) + time.time() - started)
-            cb.write_state(run_dir, s)
+    done = _epochs_done_on_every_worker(strategy, int(state.get("epoch", 0)))
+    if cfg.train.monitor or cfg.train.patience:
+        log.warning("multi-worker training has no validation pass: train.monitor and train.patience "
+                    "are ignored and the last epoch's weights are exported")
+    losses, loss_weights = loss_setup(cfg, list(model.output_names))
+    batches = iter(distribute_dataset(train_ds, strategy))
+    scratch = None if chief else Path(tempfile.mkdtemp(prefix="facenet-mtl-worker-"))
+    try:
+        resuming = done > 0
+        for phase, first, end in phases(cfg):
+            if end <= done:
+                continue
+            with strategy.scope():
+                if resuming:  # restore weights + optimizer under the phase they were saved in
+                    saved_phase = state.get("phase", phase)
+                    compile_for_phase(cfg, model, saved_phase)
+                    cb.restore_checkpoint(model, run_dir)
+                    if saved_phase != phase:
+                        compile_for_phase(cfg, model, phase)
+                else:
+                    compile_for_phase(cfg, model, phase)
+                if not model.optimizer.built:  # a LossScaleOptimizer built twice gets new variables
+                    model.optimizer.build(model.trainable_variables)
+            resuming = False
+            step = make_train_step(model, model.optimizer, losses, loss_weights, strategy)
+            for epoch in range(max(first, done), end):
+                lr = learning_rate_at(cfg.optimizer, epoch, cfg.train.epochs)
+                model.optimizer.learning_rate.assign(lr)
+                started = time.time()
+                logs = _train_epoch(step, batches, steps)
+                logs["lr"] = lr
+                _save_checkpoint(model, run_dir if chief else scratch)
+                seconds = time.time() - started
+                if chief:
+                    _append_history(run_dir / "history.csv", epoch, logs)
+                    _record_epoch(run_dir, epoch, phase, seconds)
+                    print(f"epoch {epoch + 1}/{cfg.train.epochs} ({phase}) loss {logs['loss']:.4f} "
+                          f"lr {lr:.3g} {seconds:.0f}s")
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_epoch(step, batches, steps):
+    """Mean over `steps` steps of each loss, as floats."""
+    totals = None
+    for _ in range(steps):
+        logs = step(batches)
+        totals = logs if totals is None else {k: totals[k] + v for k, v in logs.items()}
+    return {k: float(v) / steps for k, v in totals.items()}
+
+
+def _epochs_done_on_every_worker(strategy, done):
+    """`done`, checked to be the same on every worker: a worker that cannot see the chief's run
+    directory would otherwise start over while the others resume, and their collectives hang."""
+    value = float(done)
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda _: tf.constant([1.0, value, value * value]))
+    count, total, squares = (float(v) for v in strategy.reduce(SUM, per_replica, axis=None))
+    if abs(squares / count - (total / count) ** 2) > 1e-6:
+        raise RuntimeError(f"the workers disagree on the epochs done (this one: {done}, mean: "
+                           f"{total / count:g}): put the run directory on a filesystem every worker sees, "
+                           "or restart the run")
+    return done
+
+
+def _save_checkpoint(model, directory):
+    (directory / "checkpoints").mkdir(parents=True, exist_ok=True)
+    tmp = directory / "checkpoints/last.tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, directory / cb.LAST)
+
+
+def _append_history(path, epoch, logs):
+    """One row per epoch, columns as keras.callbacks.CSVLogger writes them (epoch from 0)."""
+    row = {"epoch": epoch, **logs}
+    if path.is_file():
+        with open(path, newline="") as f:
+            columns = next(csv.reader(f), None)
+    else:
+        columns = None
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns or ["epoch", *sorted(logs)], extrasaction="ignore")
+        if columns is None:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _record_epoch(run_dir, epoch, phase, seconds):
+    """state.json as `callbacks.EpochCheckpoint` leaves it, so the trainer's resume reads it."""
+    state = cb.read_state(run_dir)
+    state.update(epoch=epoch + 1, phase=phase, monitor="",
+                 train_seconds=state.get("train_seconds", 0.0) + seconds,
+                 epoch_seconds=state.get("epoch_seconds", []) + [round(seconds, 3)])
+    cb.write_state(run_dir, state)

@@ -38,22 +38,51 @@ def set_precision(requested="auto"):
     return policy
 
 
-def choose_strategy(requested="auto"):
-    """(strategy, kind): kind is "default", "mirrored" or "multi_worker".
+def tf_config_from_env():
+    """The TF_CONFIG environment variable as a dict ({} when unset or empty)."""
+    return json.loads(os.environ.get("TF_CONFIG") or "{}")
 
-    auto: multi-worker when TF_CONFIG names several workers, mirrored on several GPUs,
-    else the default strategy.
+
+def cluster_size(tf_config):
+    """Workers (the chief included) that TF_CONFIG names; 0 without a cluster."""
+    cluster = tf_config.get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def is_chief(tf_config=None):
+    """Whether this process writes the run directory: the "chief" task if the cluster has one,
+    else worker 0; a process with no cluster (TF_CONFIG unset) is its own chief."""
+    tf_config = tf_config_from_env() if tf_config is None else tf_config
+    task = tf_config.get("task", {})
+    if "chief" in tf_config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+
+
+def strategy_kind(requested, tf_config, n_gpus):
+    """"default", "mirrored" or "multi_worker" for `train.distribute` = requested.
+
+    auto: multi-worker when TF_CONFIG names several workers, mirrored on several GPUs, else the
+    default strategy. "none" is the default strategy.
     """
     if requested == "auto":
-        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-        if len(cluster.get("worker", [])) + len(cluster.get("chief", [])) > 1:
-            requested = "multi_worker"
-        elif len(tf.config.list_physical_devices("GPU")) > 1:
-            requested = "mirrored"
-        else:
-            requested = "none"
-    if requested == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker"
-    if requested == "mirrored":
-        return tf.distribute.MirroredStrategy(), "mirrored"
-    return tf.distribute.get_strategy(), "default"
+        if cluster_size(tf_config) > 1:
+            return "multi_worker"
+        return "mirrored" if n_gpus > 1 else "default"
+    kinds = {"none": "default", "mirrored": "mirrored", "multi_worker": "multi_worker"}
+    if requested not in kinds:
+        raise ValueError(f"unknown strategy '{requested}'; use auto, {', '.join(kinds)}")
+    return kinds[requested]
+
+
+def choose_strategy(requested="auto"):
+    """(strategy, kind) for this machine and TF_CONFIG; kind as `strategy_kind` says.
+
+    A MultiWorkerMirroredStrategy waits here until every worker of TF_CONFIG has started.
+    """
+    kind = strategy_kind(requested, tf_config_from_env(), len(tf.config.list_physical_devices("GPU")))
+    if kind == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy(), kind
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy(), kind
+    return tf.distribute.get_strategy(), kind

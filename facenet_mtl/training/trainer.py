@@ -27,7 +27,7 @@ from facenet_mtl.training.evaluate import evaluate_model
 from facenet_mtl.training.export import export_model, inference_copy
 from facenet_mtl.training.losses import head_losses, head_metrics, output_loss_weights
 from facenet_mtl.training.plots import plot_confusion, plot_learning_curves
-from facenet_mtl.training.precision import choose_strategy, set_precision
+from facenet_mtl.training.precision import choose_strategy, is_chief, set_precision
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,17 @@ def input_spec(cfg, datasets=None):
 def train(cfg, runs_dir="runs", restart=False, verbose=1):
     """Run (or resume) one experiment; returns its run directory."""
     run_dir = run_dir_for(cfg, runs_dir)
-    if restart and run_dir.exists():
+    chief = is_chief()  # of a multi-worker cluster; only the chief writes the run directory
+    if restart and run_dir.exists() and chief:
         shutil.rmtree(run_dir)
-    state = _read_state(run_dir)
+    state = {} if restart else _read_state(run_dir)
     if state.get("finished"):
         log.info("%s is finished; skipping (use --restart to train again)", run_dir)
         return run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_config(cfg, run_dir, state)
-    _write_json(run_dir / "config.json", cfg.to_dict())
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "config.json", cfg.to_dict())
     init_path = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else None
     _check_data(cfg)
 
@@ -101,6 +103,8 @@ def train(cfg, runs_dir="runs", restart=False, verbose=1):
         from facenet_mtl.training.distributed import fit_multi_worker
 
         fit_multi_worker(cfg, model, strategy, train_ds, steps, run_dir, state)
+        if not chief:
+            return run_dir  # the chief exports and evaluates
     else:
         _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state, verbose)
     return finish_run(cfg, model, run_dir)
