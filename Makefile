@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 CLI := $(BIN)/facenet-mtl
 DEMO := demo_data
 DATA ?= ../shared/data
-REAL := data_out/real
+REAL ?= data_out/real
+RUNS ?= runs
+LIMIT ?= 0
+REAL_SET ?=
 export CUDA_VISIBLE_DEVICES ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -35,13 +38,15 @@ demo: $(STAMP)
 	$(CLI) predict runs/demo-mtl-w1111/model.h5 --no-detect $(DEMO)/native/genki4k/files/file0001.jpg $(DEMO)/native/genki4k/files/file0002.jpg --out runs/demo-predictions
 	$(CLI) report runs/demo-* --out runs/demo-report
 
-# Real faces from ../shared/data (or DATA=...): records, then the configs in experiments/real/.
+# Real faces from ../shared/data (or DATA=...): records, then the configs in experiments/real/,
+# then the report. LIMIT=N and REAL_SET="--set train.epochs=1 ..." give the tiny smoke version the
+# test suite runs; a rerun skips finished shards and runs, and resumes an interrupted one.
 real: $(STAMP)
-	$(CLI) build-tfrecords utkface --source $(DATA)/utkface/UTKFace --out $(REAL) --image-size 64
-	$(CLI) build-tfrecords fer2013 --source $(DATA)/fer2013/fer2013_images.zip --out $(REAL) --image-size 64
-	$(CLI) build-tfrecords genki4k --source $(DATA)/genki4k --out $(REAL) --image-size 64
-	$(CLI) run experiments/real/ --runs-dir runs
-	$(CLI) report runs/real-* --out runs/real
+	$(CLI) build-tfrecords utkface --source $(DATA)/utkface/UTKFace --out $(REAL) --image-size 64 --limit $(LIMIT)
+	$(CLI) build-tfrecords fer2013 --source $(DATA)/fer2013/fer2013_images.zip --out $(REAL) --image-size 64 --limit $(LIMIT)
+	$(CLI) build-tfrecords genki4k --source $(DATA)/genki4k --out $(REAL) --image-size 64 --limit $(LIMIT)
+	$(CLI) run experiments/real/ --runs-dir $(RUNS) --set data.root=$(REAL) $(REAL_SET)
+	$(CLI) report $(RUNS)/real-mtl $(RUNS)/real-pretrain $(RUNS)/real-single-* --out $(RUNS)/real --references all
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_input.py

@@ -294,17 +294,22 @@ def predict_cmd(model_path, images, out_dir, no_detect):
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_dir", default="runs/report", show_default=True, type=click.Path())
 @click.option("--split", default="test", show_default=True)
+@click.option("--references", type=click.Choice(["study", "peers", "all", "none"]), default="study",
+              show_default=True, help="Published rows to show beside the runs.")
 @user_errors
-def report_cmd(run_dirs, out_dir, split):
+def report_cmd(run_dirs, out_dir, split, references):
     """Regenerate the study's results table from run directories (markdown, CSV, PNG charts).
 
     \b
     Example:
       facenet-mtl report runs/demo-* --out runs/demo-report
     """
+    from facenet_mtl.training.references import PEER_REFERENCES, STUDY_REFERENCES
     from facenet_mtl.training.report import build_report, write_report
 
-    report = build_report([Path(d) for d in run_dirs], split=split)
+    chosen = {"study": STUDY_REFERENCES, "peers": PEER_REFERENCES, "none": [],
+              "all": list(STUDY_REFERENCES) + list(PEER_REFERENCES)}[references]
+    report = build_report([Path(d) for d in run_dirs], split=split, references=chosen)
     written = write_report(report, out_dir)
     markdown = Path(out_dir) / "RESULTS.md"
     if markdown.is_file():

@@ -44,9 +44,12 @@ def image_files(directory):
 
 
 def keep_first(result, limit):
-    """Keep the first `limit` records of `result` (all when `limit` is None or 0)."""
-    if limit:
-        result.records = result.records[:int(limit)]
+    """Keep `limit` records of `result` (all when `limit` is None or 0), evenly spread over the
+    reader's deterministic order, so a smoke-sized slice still has every split and class."""
+    records = result.records
+    if limit and len(records) > int(limit):
+        step = len(records) / int(limit)
+        result.records = [records[int(i * step)] for i in range(int(limit))]
     return result
 
 
