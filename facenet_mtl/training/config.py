@@ -236,8 +236,10 @@ def _build(cls, values, source, prefix):
     known = {f.name: f for f in dataclasses.fields(cls)}
     _reject_unknown(cls, values, source, prefix)
     kwargs = {key: _typed(known[key].type, value, source, prefix + key) for key, value in values.items()}
-    if "name" in known and "name" not in kwargs:
-        raise ConfigError(source, "name", "every experiment needs a name")
+    for key, f in known.items():  # fields without a default: only the experiment's `name`
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if no_default and key not in kwargs:
+            raise ConfigError(source, prefix + key, "required: every experiment needs one")
     return cls(**kwargs)
 
 
@@ -295,6 +297,11 @@ def _validate(cfg, source):
     for name in cfg.data.datasets:
         if name not in DATASETS:
             raise ConfigError(source, "data.datasets", f"unknown dataset '{name}'; known: {', '.join(sorted(DATASETS))}")
+    labelled = {task for name in cfg.data.datasets for task in DATASETS[name].tasks}
+    unlabelled = [task for task in cfg.model.tasks if task not in labelled]
+    if cfg.data.datasets and unlabelled:  # a head no example labels would never learn
+        raise ConfigError(source, "model.tasks", f"no dataset in data.datasets labels '{unlabelled[0]}'; "
+                          f"they label: {', '.join(sorted(labelled))}")
     unknown_weights = set(cfg.data.sampling_weights) - set(cfg.data.datasets)
     if unknown_weights:
         raise ConfigError(source, "data.sampling_weights", f"{sorted(unknown_weights)} not in data.datasets")
@@ -303,6 +310,10 @@ def _validate(cfg, source):
     if cfg.model.backbone not in BACKBONES:
         raise ConfigError(source, "model.backbone",
                           f"unknown backbone '{cfg.model.backbone}'; known: {', '.join(sorted(BACKBONES))}")
+    smallest = BACKBONES[cfg.model.backbone].min_input_size
+    if cfg.model.input_size < smallest:
+        raise ConfigError(source, "model.input_size",
+                          f"backbone '{cfg.model.backbone}' needs input_size >= {smallest}")
 
 
 def _validate_reference(reference, source):

@@ -164,9 +164,10 @@ def _read_run(run_dir, split, skip_missing):
                         "evaluate the run first (it writes metrics.json)", skip_missing)
     metrics = _read_json(metrics_path)
     config = _read_json(run_dir / "config.json")
-    if split not in metrics.get("splits", {}):
+    splits = metrics.get("splits", {})
+    if split not in splits:
         return _missing(metrics_path, f"no figures for split '{split}'",
-                        f"evaluate on '{split}'; this file has: {', '.join(metrics.get('splits', {})) or 'none'}",
+                        f"evaluate on '{split}'; this file has: {', '.join(splits) or 'no split'}",
                         skip_missing)
     return config, metrics["splits"][split]
 
@@ -175,7 +176,7 @@ def _missing(path, problem, fix, skip_missing):
     error = DataError(path, problem, fix + "; or build the report with skip_missing=True")
     if not skip_missing:
         raise error
-    warnings.warn(f"{path}: {problem}; left out of the report", stacklevel=3)
+    warnings.warn(f"{path}: {problem}; left out of the report", stacklevel=4)
     return None
 
 
@@ -212,9 +213,9 @@ def _run_row(run_dir, config, figures, dataset):
 
 
 def _reproduces(config, ref):
-    if ref.get("experiment"):
-        return ref["experiment"] == config.get("name")
-    own = config.get("reference") or {}
+    if ref.get("experiment") and ref["experiment"] == config.get("name"):
+        return True
+    own = config.get("reference") or {}  # a renamed run still carries its published row
     return bool(own) and all(_same(own.get(k), ref.get(k)) for k in ("model", *METRIC_KEYS))
 
 
