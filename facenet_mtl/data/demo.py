@@ -58,7 +58,8 @@ def _appa_real(n, rng, image_size):
 def _fer2013(n, rng, image_size):
     faces = []
     for i in range(n):
-        image, labels = _face(rng, 48)
+        image, labels = _face(rng, 72)
+        image = image[12:60, 12:60]  # FER2013 crops are tight: the face fills the 48x48 frame
         usage = ("Training",) * 8 + ("PublicTest", "PrivateTest")
         faces.append(dict(image=image, emotion=labels["emotion"], usage=usage[i % 10]))
     return faces

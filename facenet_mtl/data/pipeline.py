@@ -32,6 +32,7 @@ class InputSpec:
     age_sigma: float = 0.0  # width of the Gaussian age-bin target; <0: the record's age_std
     limit: int = 0
     seed: int = 1
+    partition_seed: int = 0  # >0: pool train+valid and redraw the valid split with this seed
 
 
 def feature_spec():
@@ -49,9 +50,16 @@ def split_size(root, dataset, split):
     return int(manifest["splits"].get(split, {}).get("count", 0))
 
 
-def read_split(root, dataset, split, image_size, limit=0, cache=True, deterministic=True):
-    """One dataset split as decoded examples: dict(image=uint8 HxWx3, labels...)."""
+def read_split(root, dataset, split, image_size, limit=0, cache=True, deterministic=True, partition_seed=0):
+    """One dataset split as decoded examples: dict(image=uint8 HxWx3, labels...).
+
+    partition_seed > 0 (train/valid only): another train/valid partition of the same sizes,
+    drawn from the pooled train+valid records by a seeded hash of the file id.
+    """
+    repartition = bool(partition_seed) and split in ("train", "valid")
     files = shard_files(root, dataset, split)
+    if repartition:
+        files = shard_files(root, dataset, "train") + shard_files(root, dataset, "valid")
     if not files:
         manifest = read_manifest(root, dataset)
         raise DataError(f"{root}/{dataset}", f"has no finished shards for split '{split}' "
@@ -60,9 +68,11 @@ def read_split(root, dataset, split, image_size, limit=0, cache=True, determinis
     files = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
     ds = files.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
                           num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    spec = feature_spec()
+    if repartition:
+        ds = ds.filter(_partition_filter(root, dataset, split, partition_seed, spec))
     if limit:
         ds = ds.take(limit)
-    spec = feature_spec()
 
     def parse(serialized):
         example = tf.io.parse_single_example(serialized, spec)
@@ -75,6 +85,19 @@ def read_split(root, dataset, split, image_size, limit=0, cache=True, determinis
 
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return ds.cache() if cache else ds
+
+
+def _partition_filter(root, dataset, split, seed, spec):
+    counts = {s: v["count"] for s, v in read_manifest(root, dataset)["splits"].items()}
+    total = counts.get("train", 0) + counts.get("valid", 0)
+    threshold = int(10000 * counts.get("valid", 0) / max(total, 1))
+
+    def keep(serialized):
+        file_id = tf.io.parse_single_example(serialized, {"file_id": spec["file_id"]})["file_id"]
+        bucket = tf.strings.to_hash_bucket_fast(tf.strings.join([file_id, f"#partition{seed}"]), 10000)
+        return bucket < threshold if split == "valid" else bucket >= threshold
+
+    return keep
 
 
 def to_model_inputs(example, outputs, age_sigma=0.0):
@@ -134,7 +157,8 @@ def make_dataset(spec, split, outputs, training=True):
     sizes = {name: split_size(spec.root, name, split) for name in spec.datasets}
     if spec.limit:
         sizes = {n: min(s, spec.limit) for n, s in sizes.items()}
-    parts = [read_split(spec.root, name, split, spec.image_size, spec.limit, spec.cache, deterministic=True)
+    parts = [read_split(spec.root, name, split, spec.image_size, spec.limit, spec.cache, deterministic=True,
+                        partition_seed=spec.partition_seed)
              for name in spec.datasets if sizes[name]]
     names = [name for name in spec.datasets if sizes[name]]
     if not parts:

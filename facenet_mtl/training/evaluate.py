@@ -13,10 +13,11 @@ from facenet_mtl.data.schema import EMOTIONS, MISSING
 LABELS = ("age", "age_std", "gender", "emotion", "smile")
 
 
-def predict_split(model, root, dataset, split, batch_size=128, limit=0):
+def predict_split(model, root, dataset, split, batch_size=128, limit=0, partition_seed=0):
     """(predictions by output name, labels by field) for one dataset split, as numpy arrays."""
     size = int(model.input_shape[1])
-    ds = read_split(root, dataset, split, size, limit=limit, cache=False).batch(batch_size)
+    ds = read_split(root, dataset, split, size, limit=limit, cache=False,
+                    partition_seed=partition_seed).batch(batch_size)
     preds, labels = {}, {k: [] for k in LABELS}
     for batch in ds:
         out = model(tf.cast(batch["image"], tf.float32), training=False)
@@ -64,13 +65,13 @@ def task_metrics(preds, labels):
     return result
 
 
-def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0):
+def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0, partition_seed=0):
     """{"overall": metrics, "by_dataset": {name: metrics}} for the datasets that have `split`."""
     by_dataset, all_preds, all_labels = {}, {}, {}
     for name in datasets:
         if split not in read_manifest(root, name)["splits"]:
             continue
-        preds, labels = predict_split(model, root, name, split, batch_size, limit)
+        preds, labels = predict_split(model, root, name, split, batch_size, limit, partition_seed)
         by_dataset[name] = task_metrics(preds, labels)
         for k, v in preds.items():
             all_preds.setdefault(k, []).append(v)

@@ -183,3 +183,16 @@ def test_learning_rate_schedules(make_config):
 
 def test_output_names_follow_tasks():
     assert output_names_for(("smile", "age")) == ("age", "age_probs", "smile")
+
+
+def test_partition_seed_draws_another_disjoint_train_valid_split(tiny_records):
+    from facenet_mtl.data.pipeline import read_split
+
+    def ids(split, seed):
+        ds = read_split(str(tiny_records), "utkface", split, 32, cache=False, partition_seed=seed)
+        return {bytes(e["file_id"].numpy()) for e in ds}
+
+    original = ids("train", 0) | ids("valid", 0)
+    train, valid = ids("train", 7), ids("valid", 7)
+    assert not train & valid and train | valid == original
+    assert valid != ids("valid", 0) and abs(len(valid) - len(ids("valid", 0))) <= 15
