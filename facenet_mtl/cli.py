@@ -155,9 +155,9 @@ def train_cmd(config, stage, init, loss_weights, epochs, runs_dir, overrides, re
 
     \b
     Examples:
-      facenet-mtl train --stage pretrain --config experiments/study/resnet18_pretrain.toml
+      facenet-mtl train --stage pretrain --config experiments/study/resnet18-pretrain.toml
       facenet-mtl train --stage finetune --init runs/resnet18-pretrain/model.keras \\
-          --config experiments/study/resnet18_age_gender_emotion_w1.toml --loss-weights age=1,gender=1,emotion=1
+          --config experiments/study/resnet18-mtl-w111.toml --loss-weights age=1,gender=1,emotion=1
     """
     from facenet_mtl.training.trainer import train
 

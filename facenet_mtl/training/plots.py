@@ -14,8 +14,15 @@ from facenet_mtl.data.schema import EMOTIONS  # noqa: E402
 def read_history(path):
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return {key: np.array([float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
+    return {key: np.array([_number(r[key]) for r in rows])
             for key in (rows[0] if rows else {})}
+
+
+def _number(text):
+    try:  # CSVLogger writes "NA" for a metric an epoch did not have (no validation split)
+        return float(text)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def plot_learning_curves(history_csv, out_dir):

@@ -22,6 +22,7 @@ from facenet_mtl.data.pipeline import InputSpec, make_dataset
 from facenet_mtl.data.records import read_manifest
 from facenet_mtl.models import build_model, output_names_for, set_backbone_trainable, transfer_weights
 from facenet_mtl.training import callbacks as cb
+from facenet_mtl.training.balancing import UncertaintyWeighting, network_of
 from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.evaluate import evaluate_model
 from facenet_mtl.training.export import export_model, inference_copy
@@ -59,7 +60,8 @@ def input_spec(cfg, datasets=None):
         batch_size=cfg.data.batch_size, mixing=cfg.data.mixing,
         sampling_weights=tuple(sorted(cfg.data.sampling_weights.items())), epoch_size=cfg.data.epoch_size,
         augment=cfg.data.augment, cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
-        age_sigma=cfg.loss.age_sigma, limit=cfg.data.limit, seed=cfg.train.seed)
+        age_sigma=cfg.loss.age_sigma, limit=cfg.data.limit, seed=cfg.train.seed,
+        partition_seed=cfg.data.partition_seed)
 
 
 def train(cfg, runs_dir="runs", restart=False, verbose=1):
@@ -82,6 +84,10 @@ def train(cfg, runs_dir="runs", restart=False, verbose=1):
     keras.utils.set_random_seed(cfg.train.seed)
     policy = set_precision(cfg.train.precision)
     strategy, strategy_kind = choose_strategy(cfg.train.distribute)
+    if strategy_kind == "multi_worker" and cfg.loss.balancing != "static":
+        raise ConfigError(cfg.source or cfg.name, "loss.balancing",
+                          f"'{cfg.loss.balancing}' is not supported by multi-worker training (its custom step "
+                          "has static loss weights only); use 'static', or train.distribute = 'mirrored' or 'none'")
     outputs = output_names_for(cfg.model.tasks)
     spec = input_spec(cfg)
     train_ds, steps = make_dataset(spec, cfg.data.train_split, outputs, training=True)
@@ -99,6 +105,7 @@ def train(cfg, runs_dir="runs", restart=False, verbose=1):
         if init_path is not None and not state.get("epoch"):
             copied = _load_init(model, init_path)
             print(f"[{cfg.name}] initialised {len(copied)} layers from {init_path}")
+        model = trained_model(cfg, model)
     if strategy_kind == "multi_worker":
         from facenet_mtl.training.distributed import fit_multi_worker
 
@@ -119,22 +126,32 @@ def phases(cfg):
     return plan
 
 
+def trained_model(cfg, network):
+    """What `fit` trains: the functional network itself, or with `loss.balancing` "uncertainty"
+    an `UncertaintyWeighting` around it that also learns the task weights (build it once per run,
+    under the strategy's scope: its log-variances carry over from phase to phase)."""
+    if cfg.loss.balancing == "uncertainty":
+        task_weights = {t: cfg.loss_weight(t) for t in cfg.model.tasks}
+        return UncertaintyWeighting(network, task_weights, cfg.loss.age_l1, cfg.loss.label_smoothing)
+    return network
+
+
 def compile_for_phase(cfg, model, phase):
     """Freeze what the phase and the loss weights say, then compile (trainable takes effect only
-    at compile). A task with weight 0 has its head frozen, so nothing changes its weights."""
-    set_backbone_trainable(model, phase != "heads")
-    outputs = [name for name in model.output_names]
+    at compile). A task with weight 0 has its head frozen, so nothing changes its weights.
+    `model` is what `trained_model` returns; an UncertaintyWeighting computes its own loss."""
+    network = network_of(model)
+    set_backbone_trainable(network, phase != "heads")
+    outputs = [name for name in network.output_names]
     task_weights = {t: cfg.loss_weight(t) for t in cfg.model.tasks}
-    for layer in model.layers:
+    for layer in network.layers:
         task = _head_task(layer.name)
         if task:
             layer.trainable = task_weights.get(task, 1.0) > 0 and layer.name != "age"
-    model.compile(
-        optimizer=make_optimizer(cfg.optimizer),
+    static_loss = {} if isinstance(model, UncertaintyWeighting) else dict(
         loss=head_losses(outputs, cfg.loss.label_smoothing),
-        loss_weights=output_loss_weights(outputs, task_weights, cfg.loss.age_l1),
-        weighted_metrics=head_metrics(outputs),
-    )
+        loss_weights=output_loss_weights(outputs, task_weights, cfg.loss.age_l1))
+    model.compile(optimizer=make_optimizer(cfg.optimizer), weighted_metrics=head_metrics(outputs), **static_loss)
 
 
 def _head_task(layer_name):
@@ -200,9 +217,10 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state,
 
 
 def finish_run(cfg, model, run_dir):
-    """Best weights → exports, evaluation on valid and test, metrics.json, plots; marks finished."""
+    """Best weights → exports, evaluation on valid and test, metrics.json, plots; marks finished.
+    `model` is what was trained (`trained_model`); the product is its functional network."""
     cb.restore_best(model, run_dir)
-    product = inference_copy(model, cfg.model)
+    product = inference_copy(network_of(model), cfg.model)
     export_model(product, run_dir)
     started = time.time()
     metrics = {"name": cfg.name, "splits": {}, "epochs": int(_read_state(run_dir).get("epoch", 0)),
@@ -211,7 +229,7 @@ def finish_run(cfg, model, run_dir):
         sets = _datasets_with_split(cfg, split)
         if sets:
             metrics["splits"][split] = evaluate_model(product, cfg.data.root, sets, split,
-                                                      limit=cfg.data.limit)
+                                                      limit=cfg.data.limit, partition_seed=cfg.data.partition_seed)
     metrics["eval_seconds"] = round(time.time() - started, 1)
     _write_json(run_dir / "metrics.json", metrics)
     if (run_dir / "history.csv").is_file():
