@@ -52,13 +52,13 @@ def test_there_is_a_config_for_every_experiment_of_the_study():
 
 def _signature(path):
     cfg = load_config(path)
-    return (cfg.model.backbone, cfg.model.tasks, cfg.data.datasets, cfg.data.mixing,
-            tuple(sorted(cfg.loss.weights.items())), cfg.loss.balancing, cfg.train.freeze_backbone_epochs)
+    return (cfg.model.backbone, cfg.model.tasks, cfg.data.datasets, cfg.loss.balancing,
+            bool(cfg.train.freeze_backbone_epochs))
 
 
 def _distinct(paths):
     """One config per distinct model/data/loss set-up: the others differ only in optimiser
-    settings, seeds or partitions, which the one-step run would not exercise differently."""
+    settings, loss weights, seeds or partitions, which one step would not exercise differently."""
     seen, chosen = set(), []
     for path in paths:
         if _signature(path) not in seen:
