@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 
 from facenet_mtl.data import native_layouts
-from facenet_mtl.data.demo_faces import draw_face, draw_scene
+from facenet_mtl.data.demo_faces import HAPPY, draw_face, draw_scene
+from facenet_mtl.data.schema import EMOTIONS, GENDERS
 
-HAPPY = 3
 DEFAULT_SIZES = {"wiki": 1500, "appa_real": 600, "fer2013": 1500, "genki4k": 600, "utkface": 600}
 
 
 def random_labels(rng):
     """Labels of one face: age 1-90, gender, emotion, smile (a happy face always smiles)."""
-    emotion = int(rng.integers(0, 7))
+    emotion = int(rng.integers(0, len(EMOTIONS)))
     smile = 1 if emotion == HAPPY else int(rng.random() < 0.35)
-    return dict(age=int(rng.integers(1, 91)), gender=int(rng.integers(0, 2)), emotion=emotion, smile=smile)
+    return dict(age=int(rng.integers(1, 91)), gender=int(rng.integers(0, len(GENDERS))), emotion=emotion, smile=smile)
 
 
 def _face(rng, image_size):
@@ -81,6 +81,9 @@ def _utkface(n, rng, image_size):
     return faces
 
 
+_MAKERS = {"wiki": _wiki, "appa_real": _appa_real, "fer2013": _fer2013, "genki4k": _genki4k, "utkface": _utkface}
+
+
 def make_demo_data(root, seed=0, sizes=None, image_size=96):
     """Write the demo datasets under `root`; returns {dataset name: the --source path}.
 
@@ -97,7 +100,7 @@ def make_demo_data(root, seed=0, sizes=None, image_size=96):
         if name not in sizes:
             continue
         rng = np.random.default_rng([seed, offset])
-        faces = globals()[f"_{name}"](sizes[name], rng, image_size)
+        faces = _MAKERS[name](sizes[name], rng, image_size)
         if name == "wiki":
             native_layouts.write_imdb_wiki(root, "wiki", faces)
             paths[name] = root / "wiki_crop"

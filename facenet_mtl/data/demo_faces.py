@@ -34,6 +34,16 @@ _SMILE_CURVE = 0.22  # how far the mouth corners rise when smiling
 _SMILE_WIDEN = 1.15
 
 
+def _arc(start, end, n):
+    angles = np.radians(np.linspace(start, end, n))
+    return np.stack([np.cos(angles), np.sin(angles)], 1)
+
+
+_CIRCLE = _arc(0, 360, 40)
+_UPPER_HALF_CIRCLE = _arc(180, 360, 25)  # y up is negative: the top of the head
+_MOUTH_T = np.linspace(-1, 1, 21)
+
+
 @dataclass(frozen=True)
 class Expression:
     """How one emotion is drawn, in face units; `brow_tilt` > 0 lowers the inner brow ends."""
@@ -133,17 +143,17 @@ def draw_scene(age, gender, emotion, smile, rng, shape, face_size, centre=None):
 def _light_and_noise(image, look, rng):
     height, width = image.shape[:2]
     amplitude, direction = look.gradient
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    ramp = (xs / width - 0.5) * np.cos(direction) + (ys / height - 0.5) * np.sin(direction)
-    out = image.astype(np.float32) * look.gain + (amplitude * ramp)[..., None]
+    ramp_x = (np.arange(width, dtype=np.float32) / width - 0.5) * (amplitude * np.cos(direction))
+    ramp_y = (np.arange(height, dtype=np.float32) / height - 0.5) * (amplitude * np.sin(direction))
+    out = image.astype(np.float32) * np.float32(look.gain) + (ramp_y[:, None] + ramp_x[None, :])[..., None]
     if look.blur > 0:
         out = cv2.GaussianBlur(out, (0, 0), look.blur)
-    out += rng.normal(0, look.noise, out.shape).astype(np.float32)
+    out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(look.noise)
     return np.clip(out, 0, 255).round().astype(np.uint8)
 
 
 def _ramp(value, start, end):
-    return float(np.clip((value - start) / (end - start), 0.0, 1.0))
+    return min(1.0, max(0.0, (value - start) / (end - start)))
 
 
 class _Painter:
@@ -159,15 +169,16 @@ class _Painter:
 
     def poly(self, points, colour, filled=True, thickness=None):
         pts = [self.px(points)]
-        colour = tuple(float(c) for c in np.clip(colour, 0, 255))
+        colour = tuple(min(255.0, max(0.0, float(c))) for c in colour)
         if filled:
             cv2.fillPoly(self.image, pts, colour, cv2.LINE_AA, _SHIFT)
         else:
             cv2.polylines(self.image, pts, False, colour, thickness or self.line, cv2.LINE_AA, _SHIFT)
 
-    def ellipse(self, centre, axes, colour, start=0, end=360):
-        t = np.radians(np.linspace(start, end, 40))
-        self.poly(np.stack([centre[0] + axes[0] * np.cos(t), centre[1] + axes[1] * np.sin(t)], 1), colour)
+    def ellipse(self, centre, axes, colour, half=None):
+        """A filled ellipse; half="top" keeps only the upper half."""
+        circle = _UPPER_HALF_CIRCLE if half == "top" else _CIRCLE
+        self.poly(np.asarray(centre) + circle * np.asarray(axes), colour)
 
     def paint(self, age, gender, emotion, smile):
         child, adult = _ramp(age, 18, 0), _ramp(age, 12, 32)
@@ -196,8 +207,7 @@ class _Painter:
         self.poly([(-1.32, -0.3), (1.32, -0.3), (1.25, length), (-1.25, length)], hair)
 
     def _face(self, gender, skin, chin, child, wrinkle):
-        t = np.radians(np.linspace(180, 360, 25))
-        top = np.stack([np.cos(t), 1.22 * np.sin(t)], 1)
+        top = _UPPER_HALF_CIRCLE * (1.0, 1.22)
         jaw_w, jaw_y, chin_w = (0.92, 1.0, 0.42) if gender == 1 else (0.7, 0.92, 0.16)
         jaw_w = jaw_w * (1 - 0.2 * child) + 0.05 * wrinkle  # round child faces, old jowls
         jaw = [(1.0, 0.35), (jaw_w, jaw_y * chin / 1.32), (chin_w, chin), (-chin_w, chin),
@@ -219,7 +229,7 @@ class _Painter:
 
     def _front_hair(self, gender, hair):
         if gender == 1:
-            self.ellipse((0, -1.0), (0.98, 0.32), hair, 180, 360)
+            self.ellipse((0, -1.0), (0.98, 0.32), hair, half="top")
             self.poly([(-0.98, -1.0), (0.98, -1.0), (0.9, -0.82), (-0.9, -0.82)], hair)
         else:
             self.poly([(-1.02, -0.6), (-0.9, -1.05), (-0.2, -1.25), (0.7, -1.15), (1.02, -0.6),
@@ -258,7 +268,7 @@ class _Painter:
     def _mouth(self, y, expression, smile, gender, skin):
         width = expression.mouth_width * (_SMILE_WIDEN if smile else 1.0)
         curve = expression.mouth_curve + (_SMILE_CURVE if smile else 0.0)
-        t = np.linspace(-1, 1, 21)
+        t = _MOUTH_T
         base = y - curve * t**2 + expression.mouth_skew * -t
         lips = np.array([175, 70, 85]) * 0.6 + skin * 0.4 if gender == 0 else skin * 0.55
         if expression.mouth_open > 0:

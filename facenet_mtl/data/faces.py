@@ -3,6 +3,11 @@
 OpenCV 5 ships no Haar cascade and its YuNet detector needs a model file, so detection uses
 MTCNN (the `mtcnn` package: TensorFlow, weights inside the wheel, works offline, 5 landmarks).
 The crop is the same one training records get: `images.crop_box_with_margin` + `square_resize`.
+Faces are not rotated upright by their landmarks: the training crops are not either, and a
+predictor must see what the model was trained on.
+
+MTCNN finds real faces; it finds only some of the drawn demo faces (`demo_faces`), so predict on
+those with `detect=False`.
 """
 import logging
 from dataclasses import dataclass, field
@@ -12,7 +17,11 @@ from facenet_mtl.data import images
 
 @dataclass
 class Face:
-    box: tuple  # (x1, y1, x2, y2) in pixels
+    """One detected face: `box` (x1, y1, x2, y2) in whole pixels, the detector's `score`, and
+    `landmarks` {left_eye, right_eye, nose, mouth_left, mouth_right: (x, y)}, "left" meaning the
+    image's left."""
+
+    box: tuple
     score: float
     landmarks: dict = field(default_factory=dict)
 
@@ -40,10 +49,13 @@ class FaceDetector:
         return self._mtcnn
 
     def detect(self, rgb):
+        """Faces in an HxWx3 (or HxW, HxWx4) uint8 image with score >= min_confidence."""
+        rgb = images.load_rgb(rgb)  # grey and RGBA -> RGB; MTCNN takes 3 channels only
         found = self._detector().detect_faces(rgb, box_format="xyxy", min_face_size=self.min_size)
-        faces = [Face(tuple(int(v) for v in f["box"]), float(f["confidence"]), dict(f.get("keypoints", {})))
+        faces = [Face(tuple(int(round(float(v))) for v in f["box"]), float(f["confidence"]),
+                      {name: (int(x), int(y)) for name, (x, y) in f.get("keypoints", {}).items()})
                  for f in found if f["confidence"] >= self.min_confidence]
-        return sorted(faces, key=lambda f: f.area, reverse=True)
+        return sorted((f for f in faces if f.area > 0), key=lambda f: f.area, reverse=True)
 
 
 def crop_face(rgb, face_or_box, size, margin=0.4):

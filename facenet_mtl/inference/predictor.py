@@ -12,9 +12,13 @@ import numpy as np
 from facenet_mtl.data import images
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.faces import FaceDetector, crop_face
-from facenet_mtl.data.schema import EMOTIONS, GENDERS
+from facenet_mtl.data.schema import AGE_BINS, DEFAULT_IMAGE_SIZE, EMOTIONS, GENDERS, SMILES
 
 MODEL_SUFFIXES = (".h5", ".keras")
+
+
+class NoFaceWarning(UserWarning):
+    """An image in which the detector found no face (its result is an empty list)."""
 
 
 def load_keras_model(path):
@@ -26,9 +30,15 @@ def load_keras_model(path):
         raise DataError(path, "model not found", "give the model.h5, model.keras or saved_model/ of a run")
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
-            raise DataError(path, "is a directory without saved_model.pb",
+            found = sorted(p.name for p in path.iterdir())
+            listing = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "") if found else "nothing"
+            raise DataError(path, f"is a directory without saved_model.pb (it holds: {listing})",
                             "give a SavedModel directory, or a model.h5 / model.keras file")
-        return _SavedModelAdapter(path)
+        try:
+            return _SavedModelAdapter(path)
+        except Exception as exc:
+            raise DataError(path, f"cannot be loaded as a SavedModel ({type(exc).__name__}: {str(exc)[:200]})",
+                            "give the saved_model/ directory written by facenet-mtl train") from None
     if path.suffix not in MODEL_SUFFIXES:
         raise DataError(path, f"is not a Keras model file (suffix '{path.suffix}')",
                         "give a model.h5 or model.keras written by facenet-mtl train")
@@ -46,8 +56,13 @@ class _SavedModelAdapter:
         import tensorflow as tf
 
         self._loaded = tf.saved_model.load(str(path))  # keep a reference: it owns the variables
-        self._serve = self._loaded.serve
-        spec = self._serve.input_signature[0] if self._serve.input_signature else None
+        if hasattr(self._loaded, "serve"):  # keras `model.export()`: serve(images) -> outputs
+            self._serve = self._loaded.serve
+            spec = self._serve.input_signature[0] if self._serve.input_signature else None
+        else:  # any other SavedModel: the serving signature, called with its one input by name
+            signature = self._loaded.signatures["serving_default"]
+            (name, spec), = signature.structured_input_signature[1].items()
+            self._serve = lambda x: signature(**{name: x})
         self.input_shape = tuple(spec.shape) if spec is not None else (None, None, None, 3)
 
     def __call__(self, x, training=False):
@@ -61,9 +76,19 @@ class _SavedModelAdapter:
 
 
 class FacePredictor:
+    """A face model plus the detector and crop that feed it.
+
+    Each face's result holds only the heads the model has:
+    `{"box": [x1, y1, x2, y2], "age": 34.2,
+      "gender": {"label": "male", "probability": 0.97},      # probability of that label
+      "emotion": {"label": "happy", "probabilities": {"angry": 0.01, ...}},  # all 7, sum 1
+      "smile": {"label": "smile", "probability": 0.88}}`     # probability of that label
+    """
+
     def __init__(self, model, detector=None, margin=0.4, batch_size=64):
         self.model = model
-        self.input_size = int(model.input_shape[1])
+        size = model.input_shape[1]
+        self.input_size = int(size) if size is not None else DEFAULT_IMAGE_SIZE
         self.detector = detector
         self.margin = margin
         self.batch_size = batch_size
@@ -88,16 +113,19 @@ class FacePredictor:
     def predict(self, images_or_paths, detect=True):
         """For each image (path or RGB array): a list of faces, each {box, age, gender, ...}.
 
-        detect=False treats every image as one face crop. An image with no face gives an empty
-        list and a warning; an unreadable file raises DataError naming it.
+        detect=False treats every image as one face crop (box = the whole image). An image with
+        no face gives an empty list and a `NoFaceWarning`; an unreadable file raises DataError
+        naming it.
         """
         crops, owners, boxes = [], [], []
         for index, item in enumerate(images_or_paths):
-            rgb = images.load_rgb(str(item)) if isinstance(item, (str, Path)) else images.load_rgb(item)
+            is_path = isinstance(item, (str, Path))
+            rgb = images.load_rgb(str(item) if is_path else item)
             if detect:
                 faces = self._detector().detect(rgb)
                 if not faces:
-                    warnings.warn(f"{item if isinstance(item, (str, Path)) else f'image {index}'}: no face found")
+                    name = item if is_path else f"image {index}"
+                    warnings.warn(f"{name}: no face found", NoFaceWarning, stacklevel=2)
                 for face in faces:
                     crops.append(crop_face(rgb, face, self.input_size, self.margin))
                     owners.append(index)
@@ -132,40 +160,59 @@ class FacePredictor:
 
 
 def _describe(out):
+    """One face's head outputs -> its result dict (see `FacePredictor`)."""
     result = {}
     if "age" in out:
         result["age"] = round(float(out["age"].reshape(-1)[0]), 1)
+    elif "age_probs" in out:  # DEX: the expected age under the 101 one-year bins
+        result["age"] = round(float(out["age_probs"].reshape(-1) @ np.arange(AGE_BINS)), 1)
     if "gender" in out:
-        p = float(out["gender"].reshape(-1)[0])
-        result["gender"] = {"label": GENDERS[int(p >= 0.5)], "probability": round(p if p >= 0.5 else 1 - p, 4)}
+        result["gender"] = _binary(out["gender"], GENDERS)
     if "emotion" in out:
         probs = out["emotion"].reshape(-1)
         result["emotion"] = {"label": EMOTIONS[int(probs.argmax())],
                              "probabilities": {name: round(float(p), 4) for name, p in zip(EMOTIONS, probs)}}
     if "smile" in out:
-        p = float(out["smile"].reshape(-1)[0])
-        result["smile"] = {"label": "smile" if p >= 0.5 else "no_smile", "probability": round(p, 4)}
+        result["smile"] = _binary(out["smile"], SMILES)
     return result
 
 
+def _binary(sigmoid, classes):
+    p = float(sigmoid.reshape(-1)[0])  # P(classes[1])
+    label = int(p >= 0.5)
+    return {"label": classes[label], "probability": round(p if label else 1 - p, 4)}
+
+
+def face_label(face):
+    """The short text for one face result, e.g. "34y M 0.97 | happy | smile"."""
+    parts, head = [], []
+    if "age" in face:
+        head.append(f"{max(face['age'], 0):.0f}y")
+    if "gender" in face:
+        head.append(f"{face['gender']['label'][0].upper()} {face['gender']['probability']:.2f}")
+    if head:
+        parts.append(" ".join(head))
+    if "emotion" in face:
+        parts.append(face["emotion"]["label"])
+    if "smile" in face:
+        parts.append(face["smile"]["label"].replace("_", " "))
+    return " | ".join(parts)
+
+
 def annotate(rgb, faces):
-    """Boxes and a short label per face, e.g. "34y M | happy | smile"."""
+    """A copy of `rgb` with each face's box and `face_label` drawn on it."""
     import cv2
 
-    canvas = np.ascontiguousarray(rgb.copy())
+    canvas = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
     scale = max(0.35, min(canvas.shape[:2]) / 500)
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(round(scale)))
     for face in faces:
-        x1, y1, x2, y2 = face["box"]
-        parts = []
-        if "age" in face:
-            parts.append(f"{face['age']:.0f}y" + (f" {face['gender']['label'][0].upper()}" if "gender" in face else ""))
-        elif "gender" in face:
-            parts.append(face["gender"]["label"])
-        if "emotion" in face:
-            parts.append(face["emotion"]["label"])
-        if "smile" in face and face["smile"]["label"] == "smile":
-            parts.append("smile")
+        x1, y1, x2, y2 = (int(v) for v in face["box"])
         cv2.rectangle(canvas, (x1, y1), (x2, y2), (40, 220, 40), max(1, int(2 * scale)))
-        cv2.putText(canvas, " | ".join(parts), (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale,
-                    (255, 255, 0), max(1, int(scale)), cv2.LINE_AA)
+        text = face_label(face)
+        (width, height), baseline = cv2.getTextSize(text, font, 0.5 * scale, thickness)
+        label_height = height + baseline + 2
+        top = y1 - label_height if y1 >= label_height else y2 + 1  # above the box, else below it
+        cv2.rectangle(canvas, (x1, top), (x1 + width + 2, top + label_height), (40, 220, 40), -1)
+        cv2.putText(canvas, text, (x1 + 1, top + height + 1), font, 0.5 * scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas
