@@ -162,8 +162,10 @@ def make_dataset(spec, split, outputs, training=True):
              for name in spec.datasets if sizes[name]]
     names = [name for name in spec.datasets if sizes[name]]
     if not parts:
-        raise DataError(spec.root, f"split '{split}' is empty for {', '.join(spec.datasets)}",
-                        "check the manifests' split counts")
+        built = {n: ", ".join(read_manifest(spec.root, n)["splits"]) for n in spec.datasets}
+        raise DataError(spec.root, f"split '{split}' is empty for {', '.join(spec.datasets)} "
+                        f"(built splits: {'; '.join(f'{n}: {b}' for n, b in built.items())})",
+                        "choose a built split in the config (data.train_split / valid_split / test_split)")
 
     def prepare(example):
         return to_model_inputs(example, outputs, spec.age_sigma)
