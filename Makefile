@@ -32,10 +32,11 @@ demo: $(STAMP)
 	$(CLI) build-tfrecords appa_real --source $(DEMO)/native/appa_real --out $(DEMO)/records --image-size 64
 	$(CLI) build-tfrecords fer2013 --source $(DEMO)/native/fer2013/fer2013.csv --out $(DEMO)/records --image-size 64
 	$(CLI) build-tfrecords genki4k --source $(DEMO)/native/genki4k --out $(DEMO)/records --image-size 64
+	$(CLI) build-tfrecords utkface --source $(DEMO)/native/utkface --out $(DEMO)/records --image-size 64
 	$(CLI) run experiments/demo/ --runs-dir runs
-	$(CLI) evaluate runs/demo-mtl-w1111/model.h5 --data $(DEMO)/records --datasets appa_real,fer2013,genki4k
+	$(CLI) evaluate runs/demo-mtl-w1111/model.h5 --data $(DEMO)/records --datasets appa_real,fer2013,genki4k,utkface
 	$(CLI) predict runs/demo-mtl-w1111/model.h5 --no-detect $(DEMO)/native/genki4k/files/file0001.jpg $(DEMO)/native/genki4k/files/file0002.jpg --out runs/demo-predictions
-	$(CLI) report runs/demo-* --out runs/demo-report
+	$(CLI) report runs/demo-pretrain runs/demo-mtl-w1111 runs/demo-mtl-lowgender runs/demo-emotion --out runs/demo-report
 
 # Real faces from ../shared/data (or DATA=...): records, then the configs in experiments/real/,
 # then the report. LIMIT=N and REAL_SET="--set train.epochs=1 ..." give the tiny smoke version the
