@@ -34,7 +34,7 @@ def tiny_records(tmp_path_factory):
     for i, face in enumerate(fer):
         face["usage"] = ("Training", "Training", "Training", "PublicTest")[i % 4]
     native_layouts.write_fer2013_csv(root / "fer2013.csv", fer)
-    native_layouts.write_genki4k(root / "genki4k", _faces(200, rng))
+    native_layouts.write_genki4k(root / "genki4k", _faces(200, rng, emotion=6))  # smile is the only cue
     options = BuildOptions(image_size=IMAGE_SIZE, workers=1, progress=False)
     out = root / "records"
     build_tfrecords("utkface", root / "utkface", out, options)
