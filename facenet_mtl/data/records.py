@@ -11,6 +11,7 @@ Each shard is written to a temporary name and renamed when complete, so an inter
 never leaves a shard that is later read, and a rerun skips the finished ones.
 """
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -84,7 +85,7 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
     if options.limit:
         reader_options["limit"] = options.limit
     started = time.time()
-    result = spec.read(source, **reader_options)
+    result = _read_source(spec, source, reader_options)
     if not result.records:
         raise DataError(source, f"no usable {dataset} records found (dropped: {dict(result.dropped)})",
                         f"expected layout: {spec.layout}")
@@ -93,6 +94,7 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
     _check_previous_build(out_dir, dataset, fingerprint, options.force)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ".done").mkdir(exist_ok=True)
+    _remove_unfinished(directory, dataset)
 
     by_split = {}
     for record in result.records:
@@ -119,6 +121,31 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
     _write_json(dataset_dir(out_dir, dataset) / "manifest.json", manifest)
     _write_tfds_metadata(directory, dataset, splits, options.image_size)
     return manifest
+
+
+def _read_source(spec, source, reader_options):
+    """`spec.read(source, **reader_options)`; an option the reader does not take is a DataError
+    (a typo in `--option`), not a traceback."""
+    parameters = inspect.signature(spec.read).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    accepted = [name for name in list(parameters)[1:] if parameters[name].kind is not inspect.Parameter.VAR_KEYWORD]
+    unknown = sorted(set(reader_options) - set(accepted))
+    fix = f"the {spec.name} reader takes: {', '.join(accepted) or 'no options'}"
+    if unknown and not takes_any:
+        raise DataError(source, f"unknown {spec.name} reader option(s): {', '.join(unknown)}", fix)
+    try:
+        return spec.read(source, **reader_options)
+    except TypeError as exc:  # a reader that forwards **options to another rejected one
+        if takes_any and set(reader_options) - {"limit"}:
+            raise DataError(source, f"bad {spec.name} reader option ({exc})",
+                            "check the --option names against the reader's documentation") from None
+        raise
+
+
+def _remove_unfinished(directory, dataset):
+    """Temporary shards an interrupted build left behind (they were never renamed, so never read)."""
+    for path in directory.glob(f"{dataset}-*.tfrecord-*.tmp-*"):
+        path.unlink(missing_ok=True)
 
 
 def _check_previous_build(out_dir, dataset, fingerprint, force):
@@ -152,10 +179,10 @@ def _write_split(pool, dataset, split, records, directory, options, dropped):
         chunk = records[index::num_shards]
         if done_path.is_file() and (directory / name).is_file():
             shard = json.loads(done_path.read_text())
+            bar.update(len(chunk))
         else:
-            shard = _write_shard(pool, chunk, directory / name, options)
+            shard = _write_shard(pool, chunk, directory / name, options, bar)
             _write_json(done_path, shard)
-        bar.update(len(chunk))
         stats["count"] += shard["count"]
         stats["shards"].append({"file": name, "count": shard["count"]})
         dropped.update(shard["dropped"])
@@ -171,7 +198,9 @@ def _write_split(pool, dataset, split, records, directory, options, dropped):
     return stats
 
 
-def _write_shard(pool, records, path, options):
+def _write_shard(pool, records, path, options, bar=None):
+    """Write `records` to `path` through a temporary file renamed when complete; `bar` (tqdm)
+    advances by one per image, written or skipped."""
     import tensorflow as tf
 
     from facenet_mtl.data import process
@@ -180,21 +209,27 @@ def _write_shard(pool, records, path, options):
     shard = {"count": 0, "dropped": Counter(), "labels": {}, "ages": []}
     label_counts = {name: Counter() for name in ("gender", "emotion", "smile")}
     jobs = ((r, options.image_size, options.margin, options.no_face, options.jpeg_quality) for r in records)
-    with tf.io.TFRecordWriter(str(tmp)) as writer:
-        for record, jpeg, problem in pool.imap(process.encode_record, jobs, chunksize=16):
-            if problem:
-                reason, detail = problem
-                shard["dropped"][reason] += 1
-                log.warning("skipped %s (%s): %s", record.file_id, reason, detail)
-                continue
-            labels = full_labels(record.labels)
-            writer.write(serialize_example(jpeg, labels, record.source, record.file_id))
-            shard["count"] += 1
-            for field in label_counts:
-                value = int(labels[field])
-                label_counts[field]["missing" if value == MISSING else str(value)] += 1
-            if labels["age"] != MISSING:
-                shard["ages"].append(float(labels["age"]))
+    try:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for record, jpeg, problem in pool.imap(process.encode_record, jobs, chunksize=16):
+                if bar is not None:
+                    bar.update(1)
+                if problem:
+                    reason, detail = problem
+                    shard["dropped"][reason] += 1
+                    log.warning("skipped %s (%s): %s", record.file_id, reason, detail)
+                    continue
+                labels = full_labels(record.labels)
+                writer.write(serialize_example(jpeg, labels, record.source, record.file_id))
+                shard["count"] += 1
+                for field in label_counts:
+                    value = int(labels[field])
+                    label_counts[field]["missing" if value == MISSING else str(value)] += 1
+                if labels["age"] != MISSING:
+                    shard["ages"].append(float(labels["age"]))
+    except BaseException:  # interrupted or failed: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     shard["labels"] = {k: dict(v) for k, v in label_counts.items()}
     shard["dropped"] = dict(shard["dropped"])
