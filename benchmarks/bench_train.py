@@ -38,7 +38,7 @@ def main():
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()

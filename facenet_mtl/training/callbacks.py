@@ -44,6 +44,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        fit_seconds = time.time() - self.started
         state = read_state(self.run_dir)
         tmp = self.run_dir / "checkpoints/last.tmp.weights.h5"
         self.model.save_weights(tmp)
@@ -57,7 +58,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         seconds = time.time() - self.started
         state.update(epoch=epoch + 1, phase=self.phase, monitor=self.monitor,
                      train_seconds=state.get("train_seconds", 0.0) + seconds,
-                     epoch_seconds=state.get("epoch_seconds", []) + [round(seconds, 3)])
+                     epoch_seconds=state.get("epoch_seconds", []) + [round(seconds, 3)],
+                     checkpoint_seconds=state.get("checkpoint_seconds", []) + [round(seconds - fit_seconds, 3)])
         write_state(self.run_dir, state)
 
 
