@@ -2,13 +2,15 @@
 (weights + optimizer state + state.json, written atomically), best-epoch weights, early stop."""
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-LAST = "checkpoints/last.weights.h5"
+LAST = "checkpoints/last.weights.h5"  # multi-worker runs (Keras weights file)
+LAST_ARRAYS = "checkpoints/last.npz"  # fit runs: weights + optimizer state, written in the background
 BEST = "checkpoints/best_weights.npz"
 
 
@@ -43,24 +45,57 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.started = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        # Copy the variables now (fast), write them in the background while the next epoch
+        # trains; state.json is written only after the arrays are on disk.
         logs = logs or {}
+        self.wait()
         fit_seconds = time.time() - self.started
         state = read_state(self.run_dir)
-        tmp = self.run_dir / "checkpoints/last.tmp.weights.h5"
-        self.model.save_weights(tmp)
-        os.replace(tmp, self.run_dir / LAST)
+        arrays = snapshot(self.model)
         value = logs.get(self.monitor) if self.monitor else None
         best = state.get("best")
-        if self.monitor and value is not None and (
-                best is None or (value < best if self.mode == "min" else value > best)):
+        improved = self.monitor and value is not None and (
+            best is None or (value < best if self.mode == "min" else value > best))
+        if improved:
             state.update(best=float(value), best_epoch=epoch + 1)
-            save_weights_only(self.model, self.run_dir / BEST)
         seconds = time.time() - self.started
         state.update(epoch=epoch + 1, phase=self.phase, monitor=self.monitor,
                      train_seconds=state.get("train_seconds", 0.0) + seconds,
                      epoch_seconds=state.get("epoch_seconds", []) + [round(seconds, 3)],
                      checkpoint_seconds=state.get("checkpoint_seconds", []) + [round(seconds - fit_seconds, 3)])
+        self._writer = threading.Thread(target=self._write, args=(arrays, improved, state))
+        self._writer.start()
+
+    def _write(self, arrays, improved, state):
+        write_arrays(arrays, self.run_dir / LAST_ARRAYS)
+        if improved:
+            model_arrays = {k: v for k, v in arrays.items() if k.startswith("w")}
+            write_arrays(model_arrays, self.run_dir / BEST)
         write_state(self.run_dir, state)
+
+    def wait(self):
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.join()
+            self._writer = None
+
+    def on_train_end(self, logs=None):
+        self.wait()
+
+
+def snapshot(model):
+    """Model weights (w0..) and optimizer variables (o0..) as numpy arrays."""
+    arrays = {f"w{i}": v for i, v in enumerate(model.get_weights())}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.built:
+        arrays.update({f"o{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)})
+    return arrays
+
+
+def write_arrays(arrays, path):
+    tmp = Path(str(path) + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def run_callbacks(cfg, run_dir, phase, lr_at, resumed):
@@ -80,11 +115,23 @@ def run_callbacks(cfg, run_dir, phase, lr_at, resumed):
 
 def restore_checkpoint(model, run_dir):
     """Load the last epoch's weights and optimizer state into a compiled model."""
-    path = Path(run_dir) / LAST
-    if not path.is_file():
+    arrays_path, keras_path = Path(run_dir) / LAST_ARRAYS, Path(run_dir) / LAST
+    if not arrays_path.is_file() and not keras_path.is_file():
         return False
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(path)
+    if not arrays_path.is_file():
+        model.load_weights(keras_path)
+        return True
+    with np.load(arrays_path) as data:
+        weights = [data[f"w{i}"] for i in range(sum(k.startswith("w") for k in data.files))]
+        optimizer = [data[f"o{i}"] for i in range(sum(k.startswith("o") for k in data.files))]
+    model.set_weights(weights)
+    variables = model.optimizer.variables
+    if len(variables) != len(optimizer):
+        raise ValueError(f"{arrays_path}: checkpoint has {len(optimizer)} optimizer variables, the "
+                         f"optimizer {len(variables)}; the run's config changed: use --restart")
+    for variable, value in zip(variables, optimizer):
+        variable.assign(value)
     return True
 
 
@@ -92,7 +139,7 @@ def restore_best(model, run_dir):
     path = Path(run_dir) / BEST
     if path.is_file():
         with np.load(path) as data:
-            model.set_weights([data[f"w{i}"] for i in range(len(data.files))])
+            model.set_weights([data[f"w{i}"] for i in range(sum(k.startswith("w") for k in data.files))])
         return True
     return False
 
