@@ -124,7 +124,7 @@ def fit_multi_worker(cfg, model, strategy, train_ds, steps, run_dir, state):
     """Train `model` (built under `strategy.scope()`) on `train_ds` (the pipeline's training
     dataset) for the config's phases, `steps` per epoch, from the epoch `state` says is done.
     Works under any strategy; the trainer uses it for MultiWorkerMirroredStrategy."""
-    from facenet_mtl.training.trainer import compile_for_phase, learning_rate_at, phases  # trainer calls us
+    from facenet_mtl.training.trainer import learning_rate_at, phases, prepare_phase  # trainer calls us
 
     run_dir = Path(run_dir)
     chief = is_chief()
@@ -141,14 +141,7 @@ def fit_multi_worker(cfg, model, strategy, train_ds, steps, run_dir, state):
             if end <= done:
                 continue
             with strategy.scope():
-                if resuming:  # restore weights + optimizer under the phase they were saved in
-                    saved_phase = state.get("phase", phase)
-                    compile_for_phase(cfg, model, saved_phase)
-                    cb.restore_checkpoint(model, run_dir)
-                    if saved_phase != phase:
-                        compile_for_phase(cfg, model, phase)
-                else:
-                    compile_for_phase(cfg, model, phase)
+                prepare_phase(cfg, model, phase, run_dir, state if resuming else None)
                 if not model.optimizer.built:  # a LossScaleOptimizer built twice gets new variables
                     model.optimizer.build(model.trainable_variables)
             resuming = False

@@ -188,6 +188,19 @@ def learning_rate_at(opt_cfg, epoch, epochs):
     return opt_cfg.lr
 
 
+def prepare_phase(cfg, model, phase, run_dir, resume_state=None):
+    """Compile `model` for `phase`; when resuming, first restore the checkpoint's weights and
+    optimizer state under the phase they were saved in (the optimizer's variables differ)."""
+    if resume_state is None:
+        compile_for_phase(cfg, model, phase)
+        return
+    saved_phase = resume_state.get("phase", phase)
+    compile_for_phase(cfg, model, saved_phase)
+    cb.restore_checkpoint(model, run_dir)
+    if saved_phase != phase:
+        compile_for_phase(cfg, model, phase)
+
+
 def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state, verbose):
     done = int(state.get("epoch", 0))
     resuming = done > 0
@@ -195,14 +208,7 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state,
         if end <= done:
             continue
         with strategy.scope():
-            if resuming:  # restore weights + optimizer under the phase they were saved in
-                saved_phase = state.get("phase", phase)
-                compile_for_phase(cfg, model, saved_phase)
-                cb.restore_checkpoint(model, run_dir)
-                if saved_phase != phase:
-                    compile_for_phase(cfg, model, phase)
-            else:
-                compile_for_phase(cfg, model, phase)
+            prepare_phase(cfg, model, phase, run_dir, state if resuming else None)
         callbacks = cb.run_callbacks(cfg, run_dir, phase, learning_rate_at, resumed=done > 0)
         try:
             model.fit(train_ds, epochs=end, initial_epoch=max(first, done), steps_per_epoch=steps,
