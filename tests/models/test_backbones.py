@@ -45,6 +45,19 @@ def test_resnet18_stems():
         create_backbone("resnet18", 32, stem_stride=4)
 
 
+def test_compact_depth_and_bn_momentum():
+    model = create_backbone("compact", 32, widths=(8, 16), stem_width=8, depth=(1, 2), bn_momentum=0.99)
+    adds = [layer.name for layer in model.layers if layer.name.endswith("_add")]
+    assert adds == ["block1_add", "block1_extra1_add", "block2_add", "block2_extra1_add", "block2_extra2_add"]
+    assert model.get_layer("block2_extra2_add").output.shape == (None, 4, 4, 16)
+    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.99}
+    same_depth = create_backbone("compact", 32, widths=(8, 16), stem_width=8, depth=1)
+    assert len(same_depth.layers) == len(model.layers) - 7  # one identity block = 7 layers
+    with pytest.raises(ValueError, match="depth must be one int >= 0 or one per block"):
+        create_backbone("compact", 32, widths=(8, 16), depth=(1, 1, 1))
+
+
 @pytest.mark.parametrize("size, pool5", [(48, 6), (64, 4), (96, 6), (112, 4), (224, 7)])
 def test_alexnet_never_collapses(size, pool5):
     model = create_backbone("alexnet", size, width=0.125, fc_units=0, batch_norm=True)

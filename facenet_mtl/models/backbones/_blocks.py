@@ -7,12 +7,12 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
-def batch_norm(name, **kwargs):
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, **kwargs)
+def batch_norm(name, momentum=BN_MOMENTUM, **kwargs):
+    return keras.layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name, **kwargs)
 
 
-def conv_bn_relu(x, filters, kernel_size, strides=1, name="conv"):
+def conv_bn_relu(x, filters, kernel_size, strides=1, name="conv", bn_momentum=BN_MOMENTUM):
     """Conv (no bias) -> BatchNorm -> ReLU, named `<name>`, `<name>_bn`, `<name>_relu`."""
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name)(x)
-    x = batch_norm(f"{name}_bn")(x)
+    x = batch_norm(f"{name}_bn", momentum=bn_momentum)(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
