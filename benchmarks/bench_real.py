@@ -9,7 +9,9 @@ losses, mixing and batch size, each after a warm-up (tracing) that is not counte
   model   train steps on one batch held in memory (forward + backward + update, no input work);
   fit     model.fit on the real pipeline, as `facenet-mtl train` runs it.
 The input share of a training step is 1 - model/fit time: what the step pays beyond the model's own
-compute (input work that prefetch did not hide, plus contention for the same cores).
+compute (input work that prefetch did not hide, plus contention for the same cores). The three are
+measured in alternating rounds through the same compiled train step, medians reported, because this
+machine's speed drifts by tens of percent over minutes.
 """
 import argparse
 import os
@@ -22,11 +24,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="experiments/real/real-mtl.toml")
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=50, help="steps per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="FIELD=VALUE")
     args = parser.parse_args()
 
     import keras
+    import numpy as np
     import tensorflow as tf
 
     from facenet_mtl.data.pipeline import make_dataset
@@ -41,18 +45,20 @@ def main():
     outputs = output_names_for(cfg.model.tasks)
     dataset, _ = make_dataset(input_spec(cfg), cfg.data.train_split, outputs, training=True)
     batch = cfg.data.batch_size
-    images = args.steps * batch
 
-    def rate(seconds):
-        return images / seconds
+    def timed(step, steps):
+        started = time.perf_counter()
+        step(steps)
+        return images_per(steps) / (time.perf_counter() - started)
+
+    def images_per(steps):
+        return steps * batch
 
     iterator = iter(dataset)
-    for _ in range(20):
-        next(iterator)
-    started = time.perf_counter()
-    for _ in range(args.steps):
-        next(iterator)
-    input_rate = rate(time.perf_counter() - started)
+
+    def pull(steps):
+        for _ in range(steps):
+            next(iterator)
 
     network = build_model(backbone=cfg.model.backbone, tasks=tuple(cfg.model.tasks), input_size=cfg.model.input_size,
                           backbone_args=dict(cfg.model.backbone_args), dropout=cfg.model.dropout,
@@ -60,22 +66,36 @@ def main():
     model = trained_model(cfg, network)
     compile_for_phase(cfg, model, "full")
     held = tf.data.Dataset.from_tensors(next(iterator)).repeat()
-    model.fit(held, epochs=1, steps_per_epoch=20, verbose=0)
-    started = time.perf_counter()
-    model.fit(held, epochs=1, steps_per_epoch=args.steps, verbose=0)
-    model_rate = rate(time.perf_counter() - started)
+    held_iterator, live_iterator = iter(held), iter(dataset)
 
-    model.fit(dataset, epochs=1, steps_per_epoch=20, verbose=0)
-    started = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0)
-    fit_rate = rate(time.perf_counter() - started)
+    def model_only(steps):
+        for _ in range(steps):
+            model.train_function(held_iterator)
+
+    def fit(steps):
+        for _ in range(steps):
+            model.train_function(live_iterator)
+
+    # One fit call builds model.train_function (and traces it); then both sides call that same
+    # compiled step, alternating in rounds so that drift in the machine's speed hits both equally.
+    model.fit(held, epochs=1, steps_per_epoch=10, verbose=0)
+    pull(20), model_only(10), fit(10)
+    rounds = {"input": [], "model": [], "fit": []}
+    for _ in range(args.rounds):
+        rounds["input"].append(timed(pull, args.steps))
+        rounds["model"].append(timed(model_only, args.steps))
+        rounds["fit"].append(timed(fit, args.steps))
+    input_rate, model_rate, fit_rate = (float(np.median(rounds[k])) for k in ("input", "model", "fit"))
 
     print(f"{cfg.name}: {cfg.model.backbone} {cfg.model.input_size}px, {network.count_params():,} parameters, "
-          f"batch {batch}, {policy}, {os.cpu_count()} cores, {args.steps} steps each")
+          f"batch {batch}, {policy}, {os.cpu_count()} cores, {args.rounds} rounds of {args.steps} steps, medians")
     print(f"  input pipeline alone   {input_rate:8.0f} img/s")
     print(f"  model step alone       {model_rate:8.0f} img/s")
     print(f"  fit (input + model)    {fit_rate:8.0f} img/s")
-    print(f"  input share of a step  {max(0.0, 1 - fit_rate / model_rate):8.0%}")
+    print(f"  input share of a step  {max(0.0, 1 - fit_rate / model_rate):8.0%}  (1 - model/fit step time: what input "
+          "costs a step beyond the model, prefetch overlap included)")
+    print(f"  input CPU work         {model_rate / input_rate:8.0%}  of the model's (the pipeline's cost per image "
+          "relative to a train step's)")
 
 
 if __name__ == "__main__":

@@ -193,17 +193,22 @@ def make_dataset(spec, split, outputs, training=True):
 
 def augment_batch(images, seed=None, max_zoom=0.15, max_shift=0.08, brightness=0.2, contrast=0.2):
     """Vectorised per-image augmentation of a batch (float32 0-255): flip, scale/shift crop,
-    brightness and contrast. Faces stay upright; all our labels are flip-invariant."""
+    brightness and contrast. Faces stay upright; all our labels are flip-invariant. `seed` gives
+    each random draw its op-level seed (with TensorFlow's global seed, which `train` sets, the
+    sequence of augmentations is then reproducible); None leaves them to the global seed alone."""
+    def uniform(shape, low, high, draw):
+        return tf.random.uniform(shape, low, high, seed=None if seed is None else seed * 16 + draw)
+
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
-    flip = tf.random.uniform([batch, 1, 1, 1]) < 0.5
+    flip = uniform([batch, 1, 1, 1], 0.0, 1.0, 0) < 0.5
     images = tf.where(flip, tf.reverse(images, axis=[2]), images)
-    scale = 1.0 - tf.random.uniform([batch], 0, max_zoom)
-    cy = 0.5 + tf.random.uniform([batch], -max_shift, max_shift)
-    cx = 0.5 + tf.random.uniform([batch], -max_shift, max_shift)
+    scale = 1.0 - uniform([batch], 0.0, max_zoom, 1)
+    cy = 0.5 + uniform([batch], -max_shift, max_shift, 2)
+    cx = 0.5 + uniform([batch], -max_shift, max_shift, 3)
     boxes = tf.stack([cy - scale / 2, cx - scale / 2, cy + scale / 2, cx + scale / 2], axis=1)
     images = tf.image.crop_and_resize(images, boxes, tf.range(batch), tf.stack([height, width]))
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-    c = 1.0 + tf.random.uniform([batch, 1, 1, 1], -contrast, contrast)
-    b = tf.random.uniform([batch, 1, 1, 1], -brightness, brightness) * 255.0
+    c = 1.0 + uniform([batch, 1, 1, 1], -contrast, contrast, 4)
+    b = uniform([batch, 1, 1, 1], -brightness, brightness, 5) * 255.0
     return tf.clip_by_value((images - mean) * c + mean + b, 0.0, 255.0)

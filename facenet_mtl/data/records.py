@@ -102,7 +102,7 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
     dropped = Counter(result.dropped)
     splits = {}
     workers = options.workers or os.cpu_count() or 1
-    with _pool(workers, options) as pool:
+    with _pool(workers) as pool:
         for split, records in sorted(by_split.items()):
             splits[split] = _write_split(pool, dataset, split, records, directory, options, dropped)
     manifest = {
@@ -251,12 +251,28 @@ def serialize_example(jpeg, labels, source, file_id):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _pool(workers, options):
+def _pool(workers):
+    """Worker processes for the per-image work, or this process itself for `workers=1`."""
+    if workers <= 1:
+        return _InProcess()
     # spawn: workers must not inherit TensorFlow's threads from the parent (fork + threads hangs).
     context = multiprocessing.get_context("spawn")
     from facenet_mtl.data import process
 
     return context.Pool(workers, initializer=process.init_worker)
+
+
+class _InProcess:
+    """The part of `multiprocessing.Pool` the build uses, run in the calling process."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def imap(self, function, jobs, chunksize=1):
+        return map(function, jobs)
 
 
 def _fingerprint(dataset, records, options, reader_options):

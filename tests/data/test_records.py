@@ -62,19 +62,6 @@ def read_records(out, dataset="utkface"):
     return found
 
 
-class InProcessPool:
-    """Stands in for the spawn pool so that a monkeypatched `process.encode_record` is used."""
-
-    def imap(self, fn, jobs, chunksize=1):
-        return map(process.encode_record, jobs)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 @pytest.fixture
 def utk(tmp_path):
     """(source folder, {file name: (face, path)}) with 30 faces."""
@@ -179,6 +166,19 @@ def test_rerun_skips_finished_shards_and_force_rebuilds(utk, tmp_path):
     assert len(read_records(out)) == 30
 
 
+def test_one_worker_builds_in_process_and_more_use_a_pool(utk, tmp_path, monkeypatch):
+    source, _ = utk
+
+    def no_processes(method):
+        raise AssertionError(f"workers=1 must not start processes ({method})")
+
+    monkeypatch.setattr(records.multiprocessing, "get_context", no_processes)
+    manifest = build_tfrecords("utkface", source, tmp_path / "one", options())
+    assert sum(s["count"] for s in manifest["splits"].values()) == 30
+    with pytest.raises(AssertionError, match="must not start processes"):
+        build_tfrecords("utkface", source, tmp_path / "two", options(workers=2))
+
+
 def test_interrupted_build_leaves_no_readable_shard_and_rerun_completes(utk, tmp_path, monkeypatch):
     source, by_name = utk
     out = tmp_path / "out"
@@ -194,8 +194,7 @@ def test_interrupted_build_leaves_no_readable_shard_and_rerun_completes(utk, tmp
             raise RuntimeError("killed")
         return real_encode(job)
 
-    monkeypatch.setattr(records, "_pool", lambda workers, options: InProcessPool())
-    monkeypatch.setattr(process, "encode_record", encode_then_die)
+    monkeypatch.setattr(process, "encode_record", encode_then_die)  # workers=1: runs in this process
     with pytest.raises(RuntimeError, match="killed"):
         build_tfrecords("utkface", source, out, options(shard_size=4))
     monkeypatch.undo()
