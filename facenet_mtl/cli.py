@@ -81,7 +81,8 @@ def build_tfrecords_cmd(dataset, source, out, image_size, workers, limit, force,
     manifest = build_tfrecords(dataset, source, out, BuildOptions(
         image_size=image_size, workers=workers, limit=limit, force=force, no_face=no_face), reader_options)
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
-    click.echo(f"{dataset}: {counts}; dropped {manifest['dropped'] or 'nothing'} -> {Path(out) / dataset}")
+    notes = "".join(f"; {reason.replace('_', ' ')}: {n}" for reason, n in manifest["notes"].items())
+    click.echo(f"{dataset}: {counts}; dropped {manifest['dropped'] or 'nothing'}{notes} -> {Path(out) / dataset}")
 
 
 def _parse_option(text):

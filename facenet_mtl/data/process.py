@@ -1,7 +1,8 @@
 """Per-record work for the TFRecords build, run in worker processes: load, crop, resize, encode.
 
 Returns `(record, jpeg_bytes, None)` or `(record, None, (reason, detail))` so that a corrupt
-image or a missing face is counted and named, and never stops the build.
+image or a missing face is counted and named, and never stops the build; a face not found under
+`no_face="keep_full"` gives `(record, jpeg_bytes, ("no_face_kept_whole", detail))`: written, counted.
 """
 _detector = None
 
@@ -24,14 +25,17 @@ def encode_record(job):
         return record, None, ("unreadable_image", str(exc))
     if record.box is not None:
         rgb = images.crop_box_with_margin(rgb, record.box, margin)
-    elif record.detect:
+    note = None
+    if record.box is None and record.detect:
         faces = _face_detector().detect(rgb)
         if faces:
             rgb = images.crop_box_with_margin(rgb, faces[0].box, margin)
         elif no_face == "skip":
             return record, None, ("no_face", "face detector found no face")
+        else:
+            note = ("no_face_kept_whole", "face detector found no face; the whole image was kept")
     rgb = images.square_resize(rgb, image_size)
-    return record, images.encode_jpeg(rgb, quality), None
+    return record, images.encode_jpeg(rgb, quality), note
 
 
 def _face_detector():

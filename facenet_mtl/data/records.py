@@ -116,6 +116,7 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
         "tasks": list(spec.tasks),
         "splits": splits,
         "dropped": dict(sorted(dropped.items())),
+        "notes": dict(sum((Counter(s["notes"]) for s in splits.values()), Counter())),
         "build_seconds": round(time.time() - started, 2),
     }
     _write_json(dataset_dir(out_dir, dataset) / "manifest.json", manifest)
@@ -169,7 +170,7 @@ def _write_split(pool, dataset, split, records, directory, options, dropped):
     from tqdm import tqdm
 
     num_shards = max(1, math.ceil(len(records) / options.shard_size))
-    stats = {"count": 0, "shards": [], "labels": {}}
+    stats = {"count": 0, "shards": [], "labels": {}, "notes": Counter()}
     label_counts = {name: Counter() for name in LABEL_FIELDS if name not in ("age", "age_std")}
     ages = []
     bar = tqdm(total=len(records), desc=f"{dataset}/{split}", unit="img", disable=not options.progress)
@@ -186,11 +187,13 @@ def _write_split(pool, dataset, split, records, directory, options, dropped):
         stats["count"] += shard["count"]
         stats["shards"].append({"file": name, "count": shard["count"]})
         dropped.update(shard["dropped"])
+        stats["notes"].update(shard.get("notes", {}))
         for field, counts in shard["labels"].items():
             label_counts[field].update(counts)
         ages.extend(shard["ages"])
     bar.close()
     stats["labels"] = {field: dict(sorted(c.items())) for field, c in label_counts.items()}
+    stats["notes"] = dict(sorted(stats["notes"].items()))
     if ages:
         ages = np.asarray(ages, np.float32)
         stats["labels"]["age"] = {"count": int(ages.size), "mean": round(float(ages.mean()), 2),
@@ -206,7 +209,7 @@ def _write_shard(pool, records, path, options, bar=None):
     from facenet_mtl.data import process
 
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    shard = {"count": 0, "dropped": Counter(), "labels": {}, "ages": []}
+    shard = {"count": 0, "dropped": Counter(), "notes": Counter(), "labels": {}, "ages": []}
     label_counts = {name: Counter() for name in ("gender", "emotion", "smile")}
     jobs = ((r, options.image_size, options.margin, options.no_face, options.jpeg_quality) for r in records)
     try:
@@ -214,11 +217,13 @@ def _write_shard(pool, records, path, options, bar=None):
             for record, jpeg, problem in pool.imap(process.encode_record, jobs, chunksize=16):
                 if bar is not None:
                     bar.update(1)
-                if problem:
+                if jpeg is None:
                     reason, detail = problem
                     shard["dropped"][reason] += 1
                     log.warning("skipped %s (%s): %s", record.file_id, reason, detail)
                     continue
+                if problem:  # written, with a note (a face not found, the whole image kept)
+                    shard["notes"][problem[0]] += 1
                 labels = full_labels(record.labels)
                 writer.write(serialize_example(jpeg, labels, record.source, record.file_id))
                 shard["count"] += 1
@@ -233,6 +238,7 @@ def _write_shard(pool, records, path, options, bar=None):
     os.replace(tmp, path)
     shard["labels"] = {k: dict(v) for k, v in label_counts.items()}
     shard["dropped"] = dict(shard["dropped"])
+    shard["notes"] = dict(shard["notes"])
     return shard
 
 

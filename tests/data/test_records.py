@@ -300,3 +300,23 @@ def test_tfds_reads_the_records(utk, tmp_path):
             assert int(example["emotion"]) == -1
             seen += 1
     assert seen == 30
+
+
+@pytest.mark.parametrize("no_face, kept", [("skip", 6), ("keep_full", 10)])
+def test_detected_builds_skip_or_keep_and_count_images_without_a_face(tmp_path, monkeypatch, no_face, kept):
+    from facenet_mtl.data.faces import Face
+
+    bright = [np.full((60, 60, 3), 200 if i < 6 else 40, np.uint8) for i in range(10)]
+    faces = [{"image": image, "smile": i % 2, "yaw": 0.0, "pitch": 0.0, "roll": 0.0} for i, image in enumerate(bright)]
+    native_layouts.write_genki4k(tmp_path / "genki", faces)
+
+    class FakeDetector:  # "finds" a face in the top-left corner of the 6 bright images only
+        def detect(self, rgb):
+            return [Face((0, 0, 30, 30), 0.99)] if rgb.mean() > 120 else []
+
+    monkeypatch.setattr(process, "_detector", FakeDetector())
+    manifest = build_tfrecords("genki4k", tmp_path / "genki", tmp_path / "out", options(no_face=no_face),
+                               {"detect": True})
+    assert sum(s["count"] for s in manifest["splits"].values()) == kept
+    assert manifest["dropped"] == ({"no_face": 4} if no_face == "skip" else {})
+    assert manifest["notes"] == ({} if no_face == "skip" else {"no_face_kept_whole": 4})
