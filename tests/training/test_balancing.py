@@ -64,8 +64,12 @@ def test_log_variances_learn_and_the_loss_falls(make_config):
     model = compiled(cfg)
     x, y, w = fixed_batch(cfg, model)
     logs = model.fit(x, y, sample_weight=w, epochs=8, verbose=0).history
-    s = keras.ops.convert_to_numpy(model.log_variances)
-    assert np.all(np.abs(s) > 1e-3), s
+    s = dict(zip(model.balanced_tasks, keras.ops.convert_to_numpy(model.log_variances)))
+    assert all(value != 0 for value in s.values()), s
+    # Each s_t moves toward its optimum log L_t: up for the big losses (101-bin age, 7-way emotion,
+    # L ~ 4.6 and ~ 1.9 at the start); gender (L ~ ln 2) is near 0 and may cross it, so not asserted.
+    assert logs["age_probs_loss"][0] > np.e and s["age"] > 1e-3, (logs["age_probs_loss"][0], s)
+    assert logs["emotion_loss"][0] > 1.5 and s["emotion"] > 1e-3, (logs["emotion_loss"][0], s)
     assert logs["loss"][-1] < logs["loss"][0]
     for task in model.balanced_tasks:
         assert logs[f"uw_{task}"][-1] == pytest.approx(model.task_uncertainty_weights()[task], rel=1e-6)
