@@ -94,6 +94,8 @@ class TrainConfig:
     seed: int = 1
     precision: str = "auto"
     distribute: str = "auto"  # auto | none | mirrored | multi_worker
+    bn_recalibration_batches: int = 0  # >0: recompute BatchNorm statistics over this many clean
+    #                                    training batches before export (training/bn_recalibration.py)
 
 
 @dataclass
@@ -276,6 +278,9 @@ def _validate(cfg, source):
     _choice(source, "loss.balancing", cfg.loss.balancing, BALANCING)
     if not cfg.model.tasks:
         raise ConfigError(source, "model.tasks", "name at least one task")
+    if not isinstance(cfg.train.bn_recalibration_batches, int) or cfg.train.bn_recalibration_batches < 0:
+        raise ConfigError(source, "train.bn_recalibration_batches",
+                          f"must be a whole number >= 0 (0: off), got {cfg.train.bn_recalibration_batches!r}")
     for task in cfg.model.tasks:
         _choice(source, "model.tasks", task, TASK_NAMES)
     for task, weight in cfg.loss.weights.items():

@@ -7,6 +7,7 @@ A run directory holds `config.json` (the resolved config), `state.json` (epochs 
 `model.h5`, `model.keras`, `saved_model/`, `metrics.json` and PNG plots. Each finished epoch is
 checkpointed, so an interrupted run loses at most the epoch in progress and a rerun resumes.
 """
+import dataclasses
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ from facenet_mtl.data.records import read_manifest
 from facenet_mtl.models import build_model, output_names_for, set_backbone_trainable, transfer_weights
 from facenet_mtl.training import callbacks as cb
 from facenet_mtl.training.balancing import UncertaintyWeighting, network_of
+from facenet_mtl.training.bn_recalibration import recalibrate_batch_norm
 from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.evaluate import evaluate_model
 from facenet_mtl.training.export import export_model, inference_copy
@@ -227,10 +229,19 @@ def finish_run(cfg, model, run_dir):
     `model` is what was trained (`trained_model`); the product is its functional network."""
     cb.restore_best(model, run_dir)
     product = inference_copy(network_of(model), cfg.model)
+    started = time.time()
+    recalibrated = 0
+    if cfg.train.bn_recalibration_batches > 0:
+        clean = dataclasses.replace(input_spec(cfg), augment=False)
+        batches, _ = make_dataset(clean, cfg.data.train_split, output_names_for(cfg.model.tasks), training=True)
+        recalibrated = recalibrate_batch_norm(product, batches, cfg.train.bn_recalibration_batches)
+        print(f"[{cfg.name}] BatchNorm statistics recomputed over {recalibrated} clean training batches "
+              f"({time.time() - started:.0f}s)")
     export_model(product, run_dir)
     started = time.time()
     metrics = {"name": cfg.name, "splits": {}, "epochs": int(_read_state(run_dir).get("epoch", 0)),
-               "train_seconds": float(_read_state(run_dir).get("train_seconds", 0.0))}
+               "train_seconds": float(_read_state(run_dir).get("train_seconds", 0.0)),
+               "bn_recalibration_batches": recalibrated}
     for split in (cfg.data.valid_split, cfg.data.test_split):
         sets = _datasets_with_split(cfg, split)
         if sets:
@@ -274,7 +285,8 @@ def _check_same_config(cfg, run_dir, state):
     before, now = json.loads(saved.read_text()), json.loads(json.dumps(cfg.to_dict()))
     for d in (before, now):
         d.pop("source", None)
-        d.get("train", {}).pop("epochs", None)
+        for key in ("epochs", "bn_recalibration_batches"):  # extend a run / change only its finish
+            d.get("train", {}).pop(key, None)
     if before != now:
         raise ConfigError(cfg.source or cfg.name, "(run directory)",
                           f"{run_dir} holds a run of a different config; use --restart to start it over "
