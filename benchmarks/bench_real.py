@@ -34,10 +34,10 @@ def main():
     import tensorflow as tf
 
     from facenet_mtl.data.pipeline import make_dataset
-    from facenet_mtl.models import build_model, output_names_for
+    from facenet_mtl.models import output_names_for
     from facenet_mtl.training.config import load_config
     from facenet_mtl.training.precision import set_precision
-    from facenet_mtl.training.trainer import compile_for_phase, input_spec, trained_model
+    from facenet_mtl.training.trainer import build_network, compile_for_phase, input_spec, trained_model
 
     cfg = load_config(args.config, args.overrides)
     keras.utils.set_random_seed(cfg.train.seed)
@@ -60,9 +60,7 @@ def main():
         for _ in range(steps):
             next(iterator)
 
-    network = build_model(backbone=cfg.model.backbone, tasks=tuple(cfg.model.tasks), input_size=cfg.model.input_size,
-                          backbone_args=dict(cfg.model.backbone_args), dropout=cfg.model.dropout,
-                          head_units=cfg.model.head_units)
+    network = build_network(cfg)
     model = trained_model(cfg, network)
     compile_for_phase(cfg, model, "full")
     held = tf.data.Dataset.from_tensors(next(iterator)).repeat()

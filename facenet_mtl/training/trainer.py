@@ -101,9 +101,7 @@ def train(cfg, runs_dir="runs", restart=False, verbose=1):
           f"{cfg.data.batch_size}, validation on {', '.join(valid_sets) or 'nothing'}")
 
     with strategy.scope():
-        model = build_model(backbone=cfg.model.backbone, tasks=tuple(cfg.model.tasks),
-                            input_size=cfg.model.input_size, backbone_args=dict(cfg.model.backbone_args),
-                            dropout=cfg.model.dropout, head_units=cfg.model.head_units)
+        model = build_network(cfg)
         if init_path is not None and not state.get("epoch"):
             copied = _load_init(model, init_path)
             print(f"[{cfg.name}] initialised {len(copied)} layers from {init_path}")
@@ -117,6 +115,13 @@ def train(cfg, runs_dir="runs", restart=False, verbose=1):
     else:
         _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state, verbose)
     return finish_run(cfg, model, run_dir)
+
+
+def build_network(cfg):
+    """The functional network `cfg.model` describes (before any training wrapper)."""
+    return build_model(backbone=cfg.model.backbone, tasks=tuple(cfg.model.tasks), input_size=cfg.model.input_size,
+                       backbone_args=dict(cfg.model.backbone_args), dropout=cfg.model.dropout,
+                       head_units=cfg.model.head_units)
 
 
 def phases(cfg):
