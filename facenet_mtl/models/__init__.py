@@ -10,18 +10,21 @@ from facenet_mtl.models.backbones import BACKBONES, create_backbone, register_ba
 from facenet_mtl.models.heads import set_age_expectation_kernel
 from facenet_mtl.models.multitask import (
     build_model,
+    inner_network,
     model_tasks,
     output_names_for,
     set_backbone_trainable,
     transfer_weights,
 )
 from facenet_mtl.models.preprocessing import PREPROCESSING_MODES, preprocessing_layers
+from facenet_mtl.models.test_time import with_flip_average
 
 __all__ = [
     "BACKBONES",
     "PREPROCESSING_MODES",
     "build_model",
     "create_backbone",
+    "inner_network",
     "model_tasks",
     "output_names_for",
     "preprocessing_layers",
@@ -29,4 +32,5 @@ __all__ = [
     "set_age_expectation_kernel",
     "set_backbone_trainable",
     "transfer_weights",
+    "with_flip_average",
 ]

@@ -99,10 +99,11 @@ def transfer_weights(source_model, target_model):
 
     For a finetune: the source's heads for tasks the target also has are copied, the target's
     new heads keep their fresh weights. The backbone is copied layer by layer, by name, so
-    `source_model` may be freshly built or loaded from a file. A shared layer whose weights do
-    not match (another architecture, width or class count) raises ValueError naming it.
+    `source_model` may be freshly built or loaded from a file, flip-averaged or not. A shared
+    layer whose weights do not match (another architecture, width or class count) raises
+    ValueError naming it.
     """
-    source_layers = {layer.name: layer for layer in source_model.layers}
+    source_layers = {layer.name: layer for layer in inner_network(source_model).layers}
     copied = []
     for target in target_model.layers:
         source = source_layers.get(target.name)
@@ -114,6 +115,16 @@ def transfer_weights(source_model, target_model):
             _copy_layer(source, target, target.name)
         copied.append(target.name)
     return copied
+
+
+def inner_network(model):
+    """The network that holds the backbone: `model` itself, or the one model nested in it that
+    does (a flip-averaged export, `facenet_mtl.models.test_time`)."""
+    if BACKBONE_LAYER in {layer.name for layer in model.layers}:
+        return model
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)
+              and BACKBONE_LAYER in {inner.name for inner in layer.layers}]
+    return nested[0] if len(nested) == 1 else model
 
 
 def _copy_model(source, target):

@@ -144,6 +144,19 @@ def restore_best(model, run_dir):
     return False
 
 
+def restore_last_weights(model, run_dir):
+    """Load the last epoch's model weights (no optimizer state); False if there is no checkpoint."""
+    arrays_path, keras_path = Path(run_dir) / LAST_ARRAYS, Path(run_dir) / LAST
+    if arrays_path.is_file():
+        with np.load(arrays_path) as data:
+            model.set_weights([data[f"w{i}"] for i in range(sum(k.startswith("w") for k in data.files))])
+        return True
+    if keras_path.is_file():
+        model.load_weights(keras_path)
+        return True
+    return False
+
+
 def save_weights_only(model, path):
     tmp = Path(str(path) + ".tmp.npz")
     np.savez(tmp, **{f"w{i}": w for i, w in enumerate(model.get_weights())})

@@ -40,6 +40,9 @@ class ModelConfig:
     tasks: tuple = ("age", "gender")
     dropout: float = 0.0
     head_units: int = 0
+    # The exported model averages its outputs over the image and its mirror (models/test_time.py).
+    # Only the finish uses it: a finished run can be re-exported with it on or off.
+    test_time_flip: bool = False
 
 
 @dataclass

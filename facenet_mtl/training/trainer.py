@@ -21,7 +21,8 @@ import keras
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
 from facenet_mtl.data.records import read_manifest
-from facenet_mtl.models import build_model, output_names_for, set_backbone_trainable, transfer_weights
+from facenet_mtl.models import (build_model, output_names_for, set_backbone_trainable, transfer_weights,
+                                with_flip_average)
 from facenet_mtl.training import callbacks as cb
 from facenet_mtl.training.balancing import UncertaintyWeighting, network_of
 from facenet_mtl.training.bn_recalibration import recalibrate_batch_norm
@@ -232,7 +233,10 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state,
 def finish_run(cfg, model, run_dir):
     """Best weights → exports, evaluation on valid and test, metrics.json, plots; marks finished.
     `model` is what was trained (`trained_model`); the product is its functional network."""
-    cb.restore_best(model, run_dir)
+    # Best epoch by `monitor`, else the last: also when a finished run is finished again (nothing
+    # trained in this process, so the model holds fresh weights until restored).
+    if not cb.restore_best(model, run_dir):
+        cb.restore_last_weights(model, run_dir)
     product = inference_copy(network_of(model), cfg.model)
     started = time.time()
     recalibrated = 0
@@ -242,6 +246,8 @@ def finish_run(cfg, model, run_dir):
         recalibrated = recalibrate_batch_norm(product, batches, cfg.train.bn_recalibration_batches)
         print(f"[{cfg.name}] BatchNorm statistics recomputed over {recalibrated} clean training batches "
               f"({time.time() - started:.0f}s)")
+    if cfg.model.test_time_flip:
+        product = with_flip_average(product)
     export_model(product, run_dir)
     started = time.time()
     metrics = {"name": cfg.name, "splits": {}, "epochs": int(_read_state(run_dir).get("epoch", 0)),
@@ -292,6 +298,7 @@ def _check_same_config(cfg, run_dir, state):
         d.pop("source", None)
         for key in ("epochs", "bn_recalibration_batches"):  # extend a run / change only its finish
             d.get("train", {}).pop(key, None)
+        d.get("model", {}).pop("test_time_flip", None)
     if before != now:
         raise ConfigError(cfg.source or cfg.name, "(run directory)",
                           f"{run_dir} holds a run of a different config; use --restart to start it over "

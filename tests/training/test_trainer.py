@@ -166,6 +166,29 @@ print("ok")
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-6000:]
 
 
+def test_test_time_flip_is_a_finish_option_a_finished_run_can_take(make_config, tmp_path):
+    cfg = make_config("flip", model={"tasks": ["gender", "emotion"]},
+                      data={"datasets": ["utkface", "fer2013"]}, train={"epochs": 1})
+    run_dir = trainer.train(cfg, tmp_path, verbose=0)
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    plain = keras.models.load_model(run_dir / "model.h5")
+    direct, mirrored = plain.predict(x, verbose=0), plain.predict(x[:, :, ::-1], verbose=0)
+
+    state = json.loads((run_dir / "state.json").read_text())
+    (run_dir / "state.json").write_text(json.dumps({**state, "finished": False}))  # finish it again
+    flipped_cfg = make_config("flip", model={"tasks": ["gender", "emotion"], "test_time_flip": True},
+                              data={"datasets": ["utkface", "fer2013"]}, train={"epochs": 1})
+    trainer.train(flipped_cfg, tmp_path, verbose=0)  # same config but the finish: no ConfigError, no training
+    assert len(history(run_dir)) == 1
+    averaged = keras.models.load_model(run_dir / "model.h5")
+    assert averaged.name.endswith("_flip_average")
+    got = averaged.predict(x, verbose=0)
+    for k in ("gender", "emotion"):
+        np.testing.assert_allclose(got[k], (direct[k] + mirrored[k]) / 2, atol=1e-5)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "emotion_acc" in metrics["splits"]["test"]["overall"]
+
+
 def test_missing_records_name_the_build_command(make_config, tmp_path):
     cfg = make_config(data={"root": str(tmp_path / "nothing")})
     with pytest.raises(DataError, match="build-tfrecords utkface"):

@@ -1,0 +1,71 @@
+"""Test-time flip averaging: exact mirror, the mean of two views, plain-Keras reload, weight transfer."""
+import keras
+import numpy as np
+import pytest
+
+from facenet_mtl.models import build_model, inner_network, model_tasks, transfer_weights, with_flip_average
+from facenet_mtl.models.test_time import mirror
+
+SIZE = 24
+TINY = {"widths": (4, 8), "stem_width": 4}
+TASKS = ("age", "gender", "emotion", "smile")
+
+
+def network(tasks=TASKS):
+    return build_model("compact", tasks=tasks, input_size=SIZE, backbone_args=TINY)
+
+
+def images(n=3):
+    return np.random.default_rng(2).uniform(0, 255, (n, SIZE, SIZE, 3)).astype("float32")
+
+
+def as_numpy(outputs):
+    return {k: np.asarray(v) for k, v in dict(outputs).items()}
+
+
+def test_mirror_reverses_the_width_axis_exactly():
+    x = images()
+    image = keras.Input((SIZE, SIZE, 3))
+    flipped = keras.Model(image, mirror(image, SIZE))(x)
+    np.testing.assert_array_equal(np.asarray(flipped), x[:, :, ::-1])
+
+
+def test_outputs_are_the_mean_of_the_image_and_its_mirror():
+    net = network()
+    model = with_flip_average(net)
+    x = images()
+    got, direct, mirrored = as_numpy(model(x)), as_numpy(net(x)), as_numpy(net(x[:, :, ::-1]))
+    assert sorted(got) == sorted(direct) and model_tasks(model) == TASKS
+    assert model.input_shape == net.input_shape and model.inputs[0].name == "image"
+    for k in got:
+        np.testing.assert_allclose(got[k], (direct[k] + mirrored[k]) / 2, atol=1e-5)
+        np.testing.assert_allclose(got[k], as_numpy(model(x[:, :, ::-1]))[k], atol=1e-5)
+    assert not np.allclose(direct["emotion"], mirrored["emotion"], atol=1e-4)  # the views differ
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_reloads_with_plain_keras_to_the_same_predictions(tmp_path, suffix):
+    model = with_flip_average(network())
+    x = images()
+    expected = as_numpy(model(x))
+    model.save(tmp_path / f"m{suffix}")
+    loaded = keras.models.load_model(tmp_path / f"m{suffix}")
+    got = as_numpy(loaded(x))
+    for k in expected:
+        np.testing.assert_allclose(got[k], expected[k], atol=1e-6)
+    assert inner_network(loaded).get_layer("backbone") is not None
+
+
+def test_a_finetune_copies_weights_through_a_flip_averaged_model(tmp_path):
+    source = network(("age", "gender"))
+    with_flip_average(source).save(tmp_path / "pre.keras")
+    target = network(("gender", "emotion"))
+    copied = transfer_weights(keras.models.load_model(tmp_path / "pre.keras"), target)
+    assert set(copied) == {"backbone", "gender"}
+    for a, b in zip(source.get_layer("backbone").get_weights(), target.get_layer("backbone").get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_inner_network_of_a_plain_model_is_itself():
+    net = network(("smile",))
+    assert inner_network(net) is net and inner_network(with_flip_average(net)) is net
