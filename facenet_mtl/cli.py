@@ -134,6 +134,10 @@ COMMON_TRAIN = [
     click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
                  help="Override any config field, e.g. train.epochs=3 (repeatable)."),
     click.option("--restart", is_flag=True, help="Discard an existing run directory and start over."),
+    click.option("--refinish", is_flag=True,
+                 help="Finish a finished run again without training: export, BatchNorm recalibration and "
+                      "evaluation under the config's current finish options (model.test_time_flip, "
+                      "train.bn_recalibration_batches)."),
 ]
 
 
@@ -151,7 +155,7 @@ def _common(fn):
 @click.option("--epochs", type=int, help="Override train.epochs.")
 @_common
 @user_errors
-def train_cmd(config, stage, init, loss_weights, epochs, runs_dir, overrides, restart):
+def train_cmd(config, stage, init, loss_weights, epochs, runs_dir, overrides, restart, refinish):
     """Train one stage of an experiment into RUNS_DIR/<name>/ (resumes if interrupted).
 
     \b
@@ -163,7 +167,7 @@ def train_cmd(config, stage, init, loss_weights, epochs, runs_dir, overrides, re
     from facenet_mtl.training.trainer import train
 
     cfg = _load_cfg(config, overrides, stage, init, loss_weights, epochs)
-    run_dir = train(cfg, runs_dir, restart=restart, verbose=_fit_verbosity())
+    run_dir = train(cfg, runs_dir, restart=restart, refinish=refinish, verbose=_fit_verbosity())
     _print_run_summary(run_dir)
 
 
@@ -171,7 +175,7 @@ def train_cmd(config, stage, init, loss_weights, epochs, runs_dir, overrides, re
 @click.argument("experiments", nargs=-1, required=True, type=click.Path())
 @_common
 @user_errors
-def run_cmd(experiments, runs_dir, overrides, restart):
+def run_cmd(experiments, runs_dir, overrides, restart, refinish):
     """Run experiment configs in order: skip finished runs, resume interrupted ones.
 
     EXPERIMENTS are TOML files or folders of them (files starting with _ are bases).
@@ -185,7 +189,7 @@ def run_cmd(experiments, runs_dir, overrides, restart):
     configs = [_load_cfg(path, overrides) for path in _expand_experiments(experiments)]  # all fail fast
     for cfg in _in_dependency_order(configs):
         click.echo(f"== {cfg.name} ({cfg.source})")
-        run_dir = train(cfg, runs_dir, restart=restart, verbose=_fit_verbosity())
+        run_dir = train(cfg, runs_dir, restart=restart, refinish=refinish, verbose=_fit_verbosity())
         _print_run_summary(run_dir)
 
 

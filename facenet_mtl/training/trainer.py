@@ -67,13 +67,16 @@ def input_spec(cfg, datasets=None):
         partition_seed=cfg.data.partition_seed)
 
 
-def train(cfg, runs_dir="runs", restart=False, verbose=1):
-    """Run (or resume) one experiment; returns its run directory."""
+def train(cfg, runs_dir="runs", restart=False, verbose=1, refinish=False):
+    """Run (or resume) one experiment; returns its run directory. A finished run is skipped, or
+    with `refinish` finished again from its checkpoints (exports, metrics) without training."""
     run_dir = run_dir_for(cfg, runs_dir)
     chief = is_chief()  # of a multi-worker cluster; only the chief writes the run directory
     if restart and run_dir.exists() and chief:
         shutil.rmtree(run_dir)
     state = {} if restart else _read_state(run_dir)
+    if state.get("finished") and refinish:
+        state["finished"] = False
     if state.get("finished"):
         log.info("%s is finished; skipping (use --restart to train again)", run_dir)
         return run_dir

@@ -174,11 +174,11 @@ def test_test_time_flip_is_a_finish_option_a_finished_run_can_take(make_config, 
     plain = keras.models.load_model(run_dir / "model.h5")
     direct, mirrored = plain.predict(x, verbose=0), plain.predict(x[:, :, ::-1], verbose=0)
 
-    state = json.loads((run_dir / "state.json").read_text())
-    (run_dir / "state.json").write_text(json.dumps({**state, "finished": False}))  # finish it again
     flipped_cfg = make_config("flip", model={"tasks": ["gender", "emotion"], "test_time_flip": True},
                               data={"datasets": ["utkface", "fer2013"]}, train={"epochs": 1})
-    trainer.train(flipped_cfg, tmp_path, verbose=0)  # same config but the finish: no ConfigError, no training
+    trainer.train(flipped_cfg, tmp_path, verbose=0)  # finished: skipped
+    assert not keras.models.load_model(run_dir / "model.h5").name.endswith("_flip_average")
+    trainer.train(flipped_cfg, tmp_path, verbose=0, refinish=True)  # only the finish differs: no ConfigError
     assert len(history(run_dir)) == 1
     averaged = keras.models.load_model(run_dir / "model.h5")
     assert averaged.name.endswith("_flip_average")
