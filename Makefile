@@ -13,7 +13,7 @@ REAL_SET ?=
 export CUDA_VISIBLE_DEVICES ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo demo-data real bench clean
+.PHONY: venv test demo demo-data real bench bench-real clean
 
 venv: $(STAMP)
 $(STAMP): setup.cfg setup.py
@@ -54,6 +54,10 @@ real: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_input.py
 	$(BIN)/python benchmarks/bench_train.py
+
+# The real recipe's train img/s and input-vs-model split (needs the records `make real` builds).
+bench-real: $(STAMP)
+	$(BIN)/python benchmarks/bench_real.py --config experiments/real/real-mtl.toml --set data.root=$(REAL)
 
 clean:
 	rm -rf $(DEMO) runs data_out
