@@ -92,6 +92,11 @@ def snapshot(model):
     return arrays
 
 
+def numbered(data, prefix):
+    """The arrays `<prefix>0`, `<prefix>1`, ... of a loaded `.npz` (see `snapshot`), in order."""
+    return [data[f"{prefix}{i}"] for i in range(sum(k.startswith(prefix) for k in data.files))]
+
+
 def write_arrays(arrays, path):
     tmp = Path(str(path) + ".tmp.npz")
     np.savez(tmp, **arrays)
@@ -123,8 +128,7 @@ def restore_checkpoint(model, run_dir):
         model.load_weights(keras_path)
         return True
     with np.load(arrays_path) as data:
-        weights = [data[f"w{i}"] for i in range(sum(k.startswith("w") for k in data.files))]
-        optimizer = [data[f"o{i}"] for i in range(sum(k.startswith("o") for k in data.files))]
+        weights, optimizer = numbered(data, "w"), numbered(data, "o")
     model.set_weights(weights)
     variables = model.optimizer.variables
     if len(variables) != len(optimizer):
@@ -139,7 +143,7 @@ def restore_best(model, run_dir):
     path = Path(run_dir) / BEST
     if path.is_file():
         with np.load(path) as data:
-            model.set_weights([data[f"w{i}"] for i in range(sum(k.startswith("w") for k in data.files))])
+            model.set_weights(numbered(data, "w"))
         return True
     return False
 
@@ -149,7 +153,7 @@ def restore_last_weights(model, run_dir):
     arrays_path, keras_path = Path(run_dir) / LAST_ARRAYS, Path(run_dir) / LAST
     if arrays_path.is_file():
         with np.load(arrays_path) as data:
-            model.set_weights([data[f"w{i}"] for i in range(sum(k.startswith("w") for k in data.files))])
+            model.set_weights(numbered(data, "w"))
         return True
     if keras_path.is_file():
         model.load_weights(keras_path)
