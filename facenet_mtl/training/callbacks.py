@@ -123,13 +123,13 @@ def restore_checkpoint(model, run_dir):
     arrays_path, keras_path = Path(run_dir) / LAST_ARRAYS, Path(run_dir) / LAST
     if not arrays_path.is_file() and not keras_path.is_file():
         return False
+    # Built first: a multi-worker run's Keras weights file restores the optimizer's variables too.
     model.optimizer.build(model.trainable_variables)
+    restore_last_weights(model, run_dir)
     if not arrays_path.is_file():
-        model.load_weights(keras_path)
         return True
     with np.load(arrays_path) as data:
-        weights, optimizer = numbered(data, "w"), numbered(data, "o")
-    model.set_weights(weights)
+        optimizer = numbered(data, "o")
     variables = model.optimizer.variables
     if len(variables) != len(optimizer):
         raise ValueError(f"{arrays_path}: checkpoint has {len(optimizer)} optimizer variables, the "

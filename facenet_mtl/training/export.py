@@ -10,14 +10,19 @@ import keras
 from facenet_mtl.models import build_model
 
 
+def network_from(model_cfg):
+    """The functional network a config's `[model]` section describes, untrained."""
+    return build_model(backbone=model_cfg.backbone, tasks=tuple(model_cfg.tasks), input_size=model_cfg.input_size,
+                       backbone_args=dict(model_cfg.backbone_args), dropout=model_cfg.dropout,
+                       head_units=model_cfg.head_units)
+
+
 def inference_copy(trained, model_cfg):
     """The same network rebuilt under the float32 policy, with the trained weights."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        model = build_model(backbone=model_cfg.backbone, tasks=tuple(model_cfg.tasks),
-                            input_size=model_cfg.input_size, backbone_args=dict(model_cfg.backbone_args),
-                            dropout=model_cfg.dropout, head_units=model_cfg.head_units)
+        model = network_from(model_cfg)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     model.set_weights(trained.get_weights())

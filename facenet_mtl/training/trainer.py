@@ -21,14 +21,14 @@ import keras
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
 from facenet_mtl.data.records import read_manifest
-from facenet_mtl.models import (build_model, output_names_for, set_backbone_trainable, transfer_weights,
+from facenet_mtl.models import (output_names_for, set_backbone_trainable, transfer_weights,
                                 with_flip_average)
 from facenet_mtl.training import callbacks as cb
 from facenet_mtl.training.balancing import UncertaintyWeighting, network_of
 from facenet_mtl.training.bn_recalibration import recalibrate_batch_norm
 from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.evaluate import evaluate_model
-from facenet_mtl.training.export import export_model, inference_copy
+from facenet_mtl.training.export import export_model, inference_copy, network_from
 from facenet_mtl.training.losses import head_losses, head_metrics, output_loss_weights
 from facenet_mtl.training.plots import plot_confusion, plot_learning_curves
 from facenet_mtl.training.precision import choose_strategy, is_chief, set_precision
@@ -123,9 +123,7 @@ def train(cfg, runs_dir="runs", restart=False, verbose=1, refinish=False):
 
 def build_network(cfg):
     """The functional network `cfg.model` describes (before any training wrapper)."""
-    return build_model(backbone=cfg.model.backbone, tasks=tuple(cfg.model.tasks), input_size=cfg.model.input_size,
-                       backbone_args=dict(cfg.model.backbone_args), dropout=cfg.model.dropout,
-                       head_units=cfg.model.head_units)
+    return network_from(cfg.model)
 
 
 def phases(cfg):
