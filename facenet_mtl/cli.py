@@ -1,4 +1,5 @@
 """The `facenet-mtl` command line: thin wrappers over library functions a Python user can call."""
+import errno
 import functools
 import json
 import os
@@ -12,8 +13,27 @@ from facenet_mtl.data.errors import DataError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# The fix for an operating-system error on a path the user gave, by errno.
+OS_FIXES = {
+    errno.EACCES: "check the permissions of that path (or its folder), or choose another location",
+    errno.EPERM: "check the permissions of that path (or its folder), or choose another location",
+    errno.EROFS: "that file system is read-only: choose another location",
+    errno.ENOSPC: "free some disk space, or choose another location",
+    errno.EDQUOT: "free some disk space (quota exceeded), or choose another location",
+    errno.ENOENT: "check that the path exists",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: choose another path",
+    errno.EISDIR: "that path is a folder: give a file",
+    errno.EEXIST: "that path already exists: remove it or choose another",
+    errno.ENAMETOOLONG: "choose a shorter path",
+    errno.EMFILE: "too many open files: raise `ulimit -n`",
+}
+
+
 def user_errors(fn):
-    """Bad input the user can fix: print the message (path, problem, fix) and exit with code 2."""
+    """Expected failures the user can fix: print the message (path, problem, fix) and exit with
+    code 2, with no traceback. Those are DataError and ConfigError (bad input, named by the code
+    that found it) and an OSError on a named path (permission denied, read-only or full disk).
+    Anything else is a bug and keeps its traceback; click's usage errors exit 2 on their own."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -23,6 +43,12 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except (DataError, ConfigError) as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            if exc.filename is None or exc.errno not in OS_FIXES:
+                raise
+            path = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+            click.echo(f"error: {path}: {exc.strerror}\n  fix: {OS_FIXES[exc.errno]}", err=True)
             sys.exit(2)
 
     return wrapper
@@ -113,20 +139,18 @@ def demo_data_cmd(out_dir, seed):
         click.echo(f"{name}: {path}")
 
 
-def _load_cfg(config, overrides, stage=None, init=None, loss_weights=None, epochs=None, runs_dir=None):
-    from facenet_mtl.training.config import load_config, parse_loss_weights
+def _load_cfg(config, overrides, stage=None, init=None, loss_weights=None, epochs=None):
+    """The experiment with every command-line value applied, validated once (training/config.py)."""
+    from facenet_mtl.training.config import load_config
 
     overrides = list(overrides)
     if stage:
-        overrides.append(f'stage="{stage}"')
+        overrides.append(f"stage={json.dumps(stage)}")
     if init:
-        overrides.append(f'init="{init}"')
-    if epochs:
+        overrides.append(f"init={json.dumps(init)}")  # a JSON string is a TOML string
+    if epochs is not None:
         overrides.append(f"train.epochs={epochs}")
-    cfg = load_config(config, overrides)
-    if loss_weights:
-        cfg.loss.weights.update(parse_loss_weights(loss_weights))
-    return cfg
+    return load_config(config, overrides, loss_weights=loss_weights)
 
 
 COMMON_TRAIN = [
@@ -223,7 +247,11 @@ def _expand_experiments(items):
     for item in items:
         path = Path(item)
         if path.is_dir():
-            paths.extend(sorted(p for p in path.glob("*.toml") if not p.name.startswith("_")))
+            found = sorted(p for p in path.glob("*.toml") if not p.name.startswith("_"))
+            if not found:
+                raise DataError(path, "holds no experiment configs (*.toml files not starting with _)",
+                                "give a folder of experiment .toml files, or the .toml files themselves")
+            paths.extend(found)
         elif path.is_file():
             paths.append(path)
         else:
@@ -249,7 +277,7 @@ def _print_run_summary(run_dir):
 @click.option("--datasets", default="", help="Comma-separated datasets (default: every one under --data).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--json", "json_out", type=click.Path(), help="Write the metrics here as JSON.")
-@click.option("--limit", default=0, help="Examples per dataset (0: all).")
+@click.option("--limit", default=0, type=click.IntRange(min=0), help="Examples per dataset (0: all).")
 @user_errors
 def evaluate_cmd(model_path, data_root, datasets, split, json_out, limit):
     """Print the results table of MODEL on built TFRecords (per task and per dataset).

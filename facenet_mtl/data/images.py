@@ -3,6 +3,12 @@
 An image source is what a `FaceRecord.image` holds: a file path, a `(zip_path, member)` pair
 (read straight from the zip, never extracted) or an HxW / HxWx3 uint8 array (FER2013's csv).
 
+Size is bounded before decoding: a file above `MAX_FILE_BYTES` is refused unread, the pixel
+size is read from the header (Pillow reads only the header) and an image above
+`MAX_IMAGE_PIXELS` is refused; one above `DECODE_PIXELS` is decoded reduced by 2, 4 or 8
+(OpenCV's IMREAD_REDUCED_COLOR_*; libjpeg decodes a JPEG at the reduced size directly), so no
+image costs more than a few hundred MB, and every loaded image has at most `DECODE_PIXELS`.
+
 >>> import numpy as np
 >>> rgb = load_rgb(np.zeros((48, 48), np.uint8))
 >>> rgb.shape, rgb.dtype
@@ -12,7 +18,10 @@ An image source is what a `FaceRecord.image` holds: a file path, a `(zip_path, m
 >>> square_resize(np.zeros((100, 200, 3), np.uint8), 64).shape
 (64, 64, 3)
 """
+import io
 import os
+import stat
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -20,6 +29,11 @@ import cv2
 import numpy as np
 
 from facenet_mtl.data.errors import DataError
+
+MAX_IMAGE_PIXELS = 150_000_000  # refused beyond this (e.g. 12,000 x 12,500); a face photo is far smaller
+DECODE_PIXELS = 4096 * 4096  # larger images are decoded reduced, to at most this many pixels
+MAX_FILE_BYTES = 1 << 30  # an image file larger than 1 GiB is refused without reading it
+REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 # Open zip files of this process, by (pid, path): a forked worker must not share its parent's
 # file offset, so each process opens its own handle.
@@ -37,21 +51,49 @@ class CorruptImageError(DataError):
 
 def load_rgb(image_source):
     """The pixels of `image_source` as an HxWx3 uint8 RGB array (grayscale replicated)."""
+    return load_rgb_scaled(image_source)[0]
+
+
+def load_rgb_scaled(image_source):
+    """`(rgb, scale)`: the pixels, and the factor (1, or 1/2, 1/4, 1/8 for a large image reduced
+    on decode) by which pixel coordinates in the original image (a face box) map onto them."""
     if isinstance(image_source, np.ndarray):
-        return _array_to_rgb(image_source)
+        return _array_to_rgb(image_source), 1.0
     if isinstance(image_source, tuple):
         zip_path, member = image_source
         name = f"{zip_path}:{member}"
         data = _read_zip_member(zip_path, member)
     else:
         name = str(image_source)
-        try:
-            data = Path(image_source).read_bytes()
-        except FileNotFoundError:
-            raise CorruptImageError(name, "file not found") from None
-        except IsADirectoryError:
-            raise CorruptImageError(name, "is a directory, not an image file") from None
+        data = _read_file(image_source, name)
     return _decode(data, name)
+
+
+def _read_file(path, name):
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise CorruptImageError(name, "file not found") from None
+    except NotADirectoryError:
+        raise CorruptImageError(name, "file not found (a parent is not a folder)") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise CorruptImageError(name, "is a directory, not an image file")
+    if not stat.S_ISREG(info.st_mode):  # a pipe or a device would block or never end
+        raise CorruptImageError(name, "not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageTooLargeError(name, f"{info.st_size / 2**20:.0f} MiB file (the limit is "
+                                       f"{MAX_FILE_BYTES >> 20} MiB)")
+    return Path(path).read_bytes()
+
+
+class ImageTooLargeError(CorruptImageError):
+    """An image beyond the documented limits (`MAX_IMAGE_PIXELS`, `MAX_FILE_BYTES`)."""
+
+    def __init__(self, path, size):
+        DataError.__init__(self, path, f"image too large: {size}",
+                           f"downscale it below {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels first, e.g. "
+                           "`convert big.png -resize 4096x4096 small.png`")
+        self.reason = "image too large"
 
 
 def _read_zip_member(zip_path, member):
@@ -63,26 +105,61 @@ def _read_zip_member(zip_path, member):
             archive = zipfile.ZipFile(zip_path)
         except FileNotFoundError:
             raise CorruptImageError(zip_path, "zip file not found") from None
-        except zipfile.BadZipFile as exc:
+        except Exception as exc:  # zipfile raises many types on a damaged archive
             raise CorruptImageError(zip_path, f"not a valid zip file ({exc})") from None
         _ZIPS[key] = archive
     try:
-        return archive.read(member)
+        info = archive.getinfo(member)
     except KeyError:
         raise CorruptImageError(name, "no such member in the zip") from None
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise CorruptImageError(name, f"damaged zip member ({exc})") from None
+    if info.file_size > MAX_FILE_BYTES:
+        raise ImageTooLargeError(name, f"{info.file_size / 2**20:.0f} MiB zip member (the limit is "
+                                       f"{MAX_FILE_BYTES >> 20} MiB)")
+    try:
+        return archive.read(info)
+    except Exception as exc:  # bad CRC, bad compression data or method, encrypted member, ...
+        raise CorruptImageError(name, f"damaged zip member ({type(exc).__name__}: {exc})") from None
+
+
+def header_size(data, name="<image>"):
+    """(width, height) from an image's header without decoding it, or None if unreadable;
+    `ImageTooLargeError` beyond `MAX_IMAGE_PIXELS`."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: the limit is ours
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = (int(v) for v in image.size)
+    except Image.DecompressionBombError:  # twice Pillow's own limit: beyond ours too
+        raise ImageTooLargeError(name, f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
+                                       f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f}") from None
+    except Exception:  # not an image Pillow knows, or a damaged header
+        return None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(name, f"{width} x {height} pixels, more than the limit of "
+                                       f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels")
+    return width, height
 
 
 def _decode(data, name):
     if not data:
         raise CorruptImageError(name, "empty file")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
+    size = header_size(data, name)
+    if size is None:
         raise CorruptImageError(name, "cannot decode (not an image, or truncated)")
+    pixels = size[0] * size[1]
+    factor = next((f for f in (1, 2, 4, 8) if pixels / (f * f) <= DECODE_PIXELS), 8)
+    flags = cv2.IMREAD_COLOR if factor == 1 else REDUCED[factor]
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if bgr is None or bgr.size == 0:
+        raise CorruptImageError(name, "cannot decode (not an image, or truncated)")
+    if bgr.shape[0] * bgr.shape[1] > DECODE_PIXELS * 1.01:  # the header lied about the size
+        raise CorruptImageError(name, f"decodes to {bgr.shape[1]} x {bgr.shape[0]} pixels, not the "
+                                      f"{size[0]} x {size[1]} its header says")
     if _is_truncated_jpeg(data):
         raise CorruptImageError(name, "truncated JPEG (no end-of-image marker after the last scan)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 1.0 / factor
 
 
 def _is_truncated_jpeg(data):

@@ -162,9 +162,14 @@ def make_dataset(spec, split, outputs, training=True):
              for name in spec.datasets if sizes[name]]
     names = [name for name in spec.datasets if sizes[name]]
     if not parts:
-        built = {n: ", ".join(read_manifest(spec.root, n)["splits"]) for n in spec.datasets}
+        built = {n: read_manifest(spec.root, n)["splits"] for n in spec.datasets}
+        listed = "; ".join(f"{n}: {', '.join(splits) or 'none'}" for n, splits in built.items())
+        if any(split in splits for splits in built.values()):  # listed with 0 records: an older build
+            raise DataError(spec.root, f"split '{split}' of {', '.join(spec.datasets)} was built with 0 records "
+                            f"(built splits: {listed})", "rebuild it with facenet-mtl build-tfrecords ... --force: "
+                            "it now stops on a split whose images are all dropped, naming why")
         raise DataError(spec.root, f"split '{split}' is empty for {', '.join(spec.datasets)} "
-                        f"(built splits: {'; '.join(f'{n}: {b}' for n, b in built.items())})",
+                        f"(built splits: {listed})",
                         "choose a built split in the config (data.train_split / valid_split / test_split)")
 
     def prepare(example):

@@ -18,13 +18,15 @@ def encode_record(job):
     from facenet_mtl.data import images
 
     try:
-        rgb = images.load_rgb(record.image)
+        rgb, scale = images.load_rgb_scaled(record.image)
+    except images.ImageTooLargeError as exc:
+        return record, None, ("image_too_large", str(exc))
     except images.CorruptImageError as exc:
         return record, None, ("corrupt_image", str(exc))
     except OSError as exc:
         return record, None, ("unreadable_image", str(exc))
-    if record.box is not None:
-        rgb = images.crop_box_with_margin(rgb, record.box, margin)
+    if record.box is not None:  # in the original image's pixels; `scale` < 1 if it was decoded reduced
+        rgb = images.crop_box_with_margin(rgb, [v * scale for v in record.box], margin)
     note = None
     if record.box is None and record.detect:
         faces = _face_detector().detect(rgb)

@@ -8,7 +8,9 @@ Layout under `OUT/<dataset>/`:
     1.0.0/.done/<shard>.json               per-shard stats; a shard without it is rebuilt
 
 Each shard is written to a temporary name and renamed when complete, so an interrupted build
-never leaves a shard that is later read, and a rerun skips the finished ones.
+never leaves a shard that is later read, and a rerun skips the finished ones. One build at a
+time writes a dataset's folder (`OUT/<dataset>/.lock`, see facenet_mtl.locks). A split whose
+every image was dropped is an error naming the drop reasons, so no manifest lists an empty split.
 """
 import hashlib
 import inspect
@@ -26,15 +28,20 @@ import numpy as np
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.schema import LABEL_FIELDS, MISSING, SCHEMA_VERSION, full_labels
+from facenet_mtl.locks import exclusive
 
 log = logging.getLogger(__name__)
 
 VERSION = "1.0.0"
 NO_FACE_POLICIES = ("skip", "keep_full")
+IMAGE_SIZES = (16, 1024)  # the square face stored, in pixels (the model's input is 16..512)
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """How to build; every value is checked here, on construction, before any work starts."""
+
     image_size: int = 112
     workers: int = 0  # 0: all cores
     limit: int = 0  # 0: no limit
@@ -44,6 +51,30 @@ class BuildOptions:
     no_face: str = "skip"  # what to do when detection finds no face
     jpeg_quality: int = 95
     progress: bool = True
+
+    def __post_init__(self):
+        low, high = IMAGE_SIZES
+        rules = {  # field: (its command-line flag, allowed, check)
+            "image_size": ("--image-size", f"a whole number of pixels from {low} to {high}",
+                           lambda v: _whole(v) and low <= v <= high),
+            "workers": ("--workers", f"a whole number from 0 (all cores) to {MAX_WORKERS}",
+                        lambda v: _whole(v) and 0 <= v <= MAX_WORKERS),
+            "limit": ("--limit", "a whole number >= 0 (0: no limit)", lambda v: _whole(v) and v >= 0),
+            "shard_size": ("shard_size", "a whole number >= 1", lambda v: _whole(v) and v >= 1),
+            "margin": ("margin", "a number from 0 to 5", lambda v: isinstance(v, (int, float))
+                       and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 5),
+            "no_face": ("--no-face", " or ".join(NO_FACE_POLICIES), lambda v: v in NO_FACE_POLICIES),
+            "jpeg_quality": ("jpeg_quality", "a whole number from 1 to 100", lambda v: _whole(v) and 1 <= v <= 100),
+        }
+        for name, (flag, allowed, ok) in rules.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise DataError(flag if flag == name else f"{flag} ({name})", f"must be {allowed}, got {value!r}",
+                                f"give {flag} {allowed.split(' (')[0]}")
+
+
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def dataset_dir(out_dir, dataset):
@@ -79,8 +110,6 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
     if not source.exists():
         raise DataError(source, "source path does not exist",
                         f"point --source at the {dataset} files; expected layout: {spec.layout}")
-    if options.no_face not in NO_FACE_POLICIES:
-        raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}")
     reader_options = dict(reader_options or {})
     if options.limit:
         reader_options["limit"] = options.limit
@@ -90,6 +119,12 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
         raise DataError(source, f"no usable {dataset} records found (dropped: {dict(result.dropped)})",
                         f"expected layout: {spec.layout}")
     fingerprint = _fingerprint(dataset, result.records, options, reader_options)
+    with exclusive(dataset_dir(out_dir, dataset), f"{dataset} records folder"):
+        return _build_locked(spec, dataset, source, out_dir, options, reader_options, result, fingerprint,
+                             started)
+
+
+def _build_locked(spec, dataset, source, out_dir, options, reader_options, result, fingerprint, started):
     directory = shard_dir(out_dir, dataset)
     _check_previous_build(out_dir, dataset, fingerprint, options.force)
     directory.mkdir(parents=True, exist_ok=True)
@@ -105,6 +140,7 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
     with _pool(workers) as pool:
         for split, records in sorted(by_split.items()):
             splits[split] = _write_split(pool, dataset, split, records, directory, options, dropped)
+    _refuse_empty_splits(source, dataset, directory, splits, by_split)
     manifest = {
         "dataset": dataset,
         "schema_version": SCHEMA_VERSION,
@@ -114,7 +150,7 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
         "source_fingerprint": fingerprint,
         "reader_options": reader_options,
         "tasks": list(spec.tasks),
-        "splits": splits,
+        "splits": {split: {k: v for k, v in stats.items() if k != "dropped"} for split, stats in splits.items()},
         "dropped": dict(sorted(dropped.items())),
         "notes": dict(sum((Counter(s["notes"]) for s in splits.values()), Counter())),
         "build_seconds": round(time.time() - started, 2),
@@ -122,6 +158,27 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
     _write_json(dataset_dir(out_dir, dataset) / "manifest.json", manifest)
     _write_tfds_metadata(directory, dataset, splits, options.image_size)
     return manifest
+
+
+def _refuse_empty_splits(source, dataset, directory, splits, by_split):
+    """A split whose every image was dropped: remove its (empty) shards, so a rerun after the
+    images are fixed rebuilds them, and raise naming the reasons."""
+    empty = [split for split, stats in splits.items() if stats["count"] == 0]
+    if not empty:
+        return
+    for split in empty:
+        for path in directory.glob(f"{dataset}-{split}.tfrecord-*"):
+            (directory / ".done" / f"{path.name}.json").unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+    reasons = "; ".join(f"'{split}': all {len(by_split[split])} dropped ("
+                        + ", ".join(f"{reason} {n}" for reason, n in sorted(splits[split]["dropped"].items())) + ")"
+                        for split in empty)
+    every = len(empty) == len(splits)
+    problem = f"no {dataset} image could be used: " if every else \
+        f"split(s) {', '.join(empty)} of {dataset} would be empty: "
+    raise DataError(source, problem + reasons,
+                    "the build log (warnings) names each dropped file: repair or re-extract those images, "
+                    "then run the same command again" + ("" if every else " (the other splits' shards are kept)"))
 
 
 def _read_source(spec, source, reader_options):
@@ -160,17 +217,20 @@ def _check_previous_build(out_dir, dataset, fingerprint, force):
             path.unlink()
         manifest_path.unlink(missing_ok=True)
     elif state_path.is_file() and state_path.read_text().strip() != fingerprint:
-        raise DataError(directory, "already holds TFRecords built from other source files or options",
-                        "add --force to rebuild, or choose another --out")
+        if any((directory / ".done").glob("*.json")):
+            raise DataError(directory, "already holds TFRecords built from other source files or options",
+                            "add --force to rebuild, or choose another --out")
+        # A build that stopped before finishing any shard (bad input, interrupted): nothing to keep.
+        manifest_path.unlink(missing_ok=True)
     directory.joinpath(".done").mkdir(parents=True, exist_ok=True)
-    state_path.write_text(fingerprint)
+    _write_text(state_path, fingerprint)
 
 
 def _write_split(pool, dataset, split, records, directory, options, dropped):
     from tqdm import tqdm
 
     num_shards = max(1, math.ceil(len(records) / options.shard_size))
-    stats = {"count": 0, "shards": [], "labels": {}, "notes": Counter()}
+    stats = {"count": 0, "shards": [], "labels": {}, "notes": Counter(), "dropped": Counter()}
     label_counts = {name: Counter() for name in LABEL_FIELDS if name not in ("age", "age_std")}
     ages = []
     bar = tqdm(total=len(records), desc=f"{dataset}/{split}", unit="img", disable=not options.progress)
@@ -187,6 +247,7 @@ def _write_split(pool, dataset, split, records, directory, options, dropped):
         stats["count"] += shard["count"]
         stats["shards"].append({"file": name, "count": shard["count"]})
         dropped.update(shard["dropped"])
+        stats["dropped"].update(shard["dropped"])
         stats["notes"].update(shard.get("notes", {}))
         for field, counts in shard["labels"].items():
             label_counts[field].update(counts)
@@ -291,8 +352,12 @@ def _fingerprint(dataset, records, options, reader_options):
 
 
 def _write_json(path, data):
+    _write_text(path, json.dumps(data, indent=2, default=_json_default))
+
+
+def _write_text(path, text):
     tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -2,7 +2,10 @@
 
 A config file may name a `base` config (a path relative to itself) whose values it overrides,
 so a family of experiments shares one pretrain/finetune description. Any field can be
-overridden from the CLI with `--set section.key=value` (value parsed as TOML, else a string).
+overridden from the CLI with `--set section.key=value` (value parsed as TOML, else a string),
+and `--loss-weights age=1,gender=0.1` sets `loss.weights`. Every value, wherever it came from,
+is checked here once, before any work starts (`NUMBER_RULES` and `_validate`); an error names
+the file, the override that set the value, and the field.
 
 >>> cfg = parse_config({"name": "x", "model": {"backbone": "compact", "tasks": ["age"]}})
 >>> cfg.model.tasks
@@ -10,6 +13,7 @@ overridden from the CLI with `--set section.key=value` (value parsed as TOML, el
 """
 import copy
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +32,7 @@ class ConfigError(ValueError):
     """A config that cannot run: names the file and the field, and says what is allowed."""
 
     def __init__(self, source, field_name, problem):
-        self.source, self.field_name = str(source), field_name
+        self.source, self.field_name, self.problem = str(source), field_name, problem
         super().__init__(f"{source}: field '{field_name}': {problem}")
 
 
@@ -138,14 +142,28 @@ SECTIONS = {
 }
 
 
-def load_config(path, overrides=()):
-    """Read a TOML experiment (following `base`), apply `section.key=value` overrides, validate."""
+def load_config(path, overrides=(), loss_weights=None):
+    """Read a TOML experiment (following `base`), apply `section.key=value` overrides and the
+    `--loss-weights` text (`age=1,gender=0.1`, merged into `loss.weights`), then validate."""
     path = Path(path)
     raw = _read_with_bases(path, seen=())
     raw.setdefault("name", path.stem)
+    origins = {}  # field -> the command-line text that set it, for the error message
     for item in overrides:
-        apply_override(raw, item, f"--set {item}")
-    return parse_config(raw, source=path)
+        origins[apply_override(raw, item, f"--set {item}")] = f"--set {item}"
+    if loss_weights:
+        for task, weight in parse_loss_weights(loss_weights).items():
+            raw.setdefault("loss", {}).setdefault("weights", {})[task] = weight
+            origins[f"loss.weights.{task}"] = f"--loss-weights {loss_weights}"
+    try:
+        return parse_config(raw, source=path)
+    except ConfigError as exc:
+        field_name = exc.field_name
+        origin = next((text for name, text in origins.items() if field_name == name
+                       or field_name.startswith(name + ".") or name.startswith(field_name + ".")), None)
+        if origin is None:
+            raise
+        raise ConfigError(f"{path} ({origin})", exc.field_name, exc.problem) from None
 
 
 def _read_with_bases(path, seen):
@@ -194,16 +212,28 @@ def apply_override(raw, item, source="command line"):
             raise ConfigError(source, dotted, f"'{key}' is not a section")
     node[keys[-1]] = value
     _check_keys({keys[0]: {keys[1]: value}} if len(keys) > 1 else {keys[0]: value}, source)
+    return dotted.strip()
 
 
 def parse_loss_weights(text):
-    """`age=1,gender=0.1` -> {"age": 1.0, "gender": 0.1}."""
+    """`age=1,gender=0.1` -> {"age": 1.0, "gender": 0.1}; the values are checked by `_validate`.
+
+    >>> parse_loss_weights("age=1, gender=0.1")
+    {'age': 1.0, 'gender': 0.1}
+    """
     weights = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        task, _, value = part.partition("=")
+        task, _, value = (s.strip() for s in part.partition("="))
         if task not in TASK_NAMES or not value:
-            raise ConfigError("--loss-weights", part, f"expected task=weight with task in {TASK_NAMES}")
-        weights[task] = float(value)
+            raise ConfigError(f"--loss-weights {text}", part,
+                              f"expected task=weight with task one of {', '.join(TASK_NAMES)}")
+        try:
+            weights[task] = float(value)
+        except ValueError:
+            raise ConfigError(f"--loss-weights {text}", f"loss.weights.{task}",
+                              f"'{value}' is not a number; give a weight >= 0, e.g. {task}=1") from None
+    if not weights:
+        raise ConfigError("--loss-weights", "loss.weights", "empty; give task=weight pairs, e.g. age=1,gender=0.1")
     return weights
 
 
@@ -271,7 +301,57 @@ def _choice(source, field_name, value, allowed):
         raise ConfigError(source, field_name, f"'{value}' is not one of {', '.join(allowed)}")
 
 
+# The allowed range of every number in a config (each must also be finite: TOML has nan and inf).
+NUMBER_RULES = {
+    "model.input_size": ("between 16 and 512", lambda v: 16 <= v <= 512),
+    "model.dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "model.head_units": (">= 0 (0: no hidden layer)", lambda v: v >= 0),
+    "data.epoch_size": (">= 0 (0: as the mixing implies)", lambda v: v >= 0),
+    "data.batch_size": (">= 1", lambda v: v >= 1),
+    "data.shuffle_buffer": (">= 1", lambda v: v >= 1),
+    "data.limit": (">= 0 (0: no cap)", lambda v: v >= 0),
+    "data.partition_seed": ("0 (the datasets' split) or a seed > 0", lambda v: v >= 0),
+    "loss.age_sigma": ("a finite number (< 0: use each record's age_std)", lambda v: True),
+    "loss.age_l1": (">= 0", lambda v: v >= 0),
+    "loss.label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "optimizer.lr": ("> 0", lambda v: v > 0),
+    "optimizer.momentum": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "optimizer.weight_decay": (">= 0", lambda v: v >= 0),
+    "optimizer.warmup_epochs": (">= 0", lambda v: v >= 0),
+    "optimizer.step_every": (">= 1", lambda v: v >= 1),
+    "optimizer.step_gamma": ("> 0", lambda v: v > 0),
+    "optimizer.clipnorm": (">= 0 (0: off)", lambda v: v >= 0),
+    "train.epochs": (">= 1", lambda v: v >= 1),
+    "train.steps_per_epoch": (">= 0 (0: epoch_size // batch_size)", lambda v: v >= 0),
+    "train.freeze_backbone_epochs": (">= 0", lambda v: v >= 0),
+    "train.patience": (">= 0 (0: no early stopping)", lambda v: v >= 0),
+    "train.seed": ("between 0 and 2**32 - 1", lambda v: 0 <= v < 2**32),
+    "train.bn_recalibration_batches": ("a whole number >= 0 (0: off)", lambda v: v >= 0),
+}
+
+
+def _check_numbers(cfg, source):
+    for dotted, (allowed, ok) in NUMBER_RULES.items():
+        section, name = dotted.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not (math.isfinite(value) and ok(value)):
+            raise ConfigError(source, dotted, f"must be {allowed}, got {value!r}")
+
+
+def _check_weights(source, field_name, weights, allowed_keys, what):
+    """A {key: weight} table: known keys, finite weights >= 0."""
+    for key, weight in weights.items():
+        if key not in allowed_keys:
+            raise ConfigError(source, field_name, f"'{key}' is not one of {', '.join(allowed_keys)}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight < 0:
+            raise ConfigError(source, f"{field_name}.{key}", f"{what} must be a finite number >= 0, got {weight!r}")
+
+
 def _validate(cfg, source):
+    if not isinstance(cfg.name, str) or not cfg.name.strip() or cfg.name in (".", "..") \
+            or any(c in cfg.name for c in "/\\"):
+        raise ConfigError(source, "name", f"{cfg.name!r} cannot name a run directory: give a name without / or \\")
     _choice(source, "stage", cfg.stage, STAGES)
     _choice(source, "data.mixing", cfg.data.mixing, MIXING)
     _choice(source, "optimizer.name", cfg.optimizer.name, OPTIMIZERS)
@@ -279,25 +359,17 @@ def _validate(cfg, source):
     _choice(source, "train.precision", cfg.train.precision, PRECISIONS)
     _choice(source, "train.distribute", cfg.train.distribute, ("auto", "none", "mirrored", "multi_worker"))
     _choice(source, "loss.balancing", cfg.loss.balancing, BALANCING)
+    _check_numbers(cfg, source)
     if not cfg.model.tasks:
         raise ConfigError(source, "model.tasks", "name at least one task")
-    if not isinstance(cfg.train.bn_recalibration_batches, int) or cfg.train.bn_recalibration_batches < 0:
-        raise ConfigError(source, "train.bn_recalibration_batches",
-                          f"must be a whole number >= 0 (0: off), got {cfg.train.bn_recalibration_batches!r}")
     for task in cfg.model.tasks:
         _choice(source, "model.tasks", task, TASK_NAMES)
-    for task, weight in cfg.loss.weights.items():
-        _choice(source, "loss.weights", task, TASK_NAMES)
-        if not isinstance(weight, (int, float)) or weight < 0:
-            raise ConfigError(source, f"loss.weights.{task}", "must be a number >= 0")
+    _check_weights(source, "loss.weights", cfg.loss.weights, TASK_NAMES, "a loss weight")
+    if all(cfg.loss_weight(task) == 0 for task in cfg.model.tasks):
+        raise ConfigError(source, "loss.weights", f"every task's weight is 0 ({', '.join(cfg.model.tasks)}): "
+                          "nothing would learn; give at least one task a weight > 0")
     if cfg.stage == "finetune" and not cfg.init:
         raise ConfigError(source, "init", "a finetune needs `init`: the pretrain experiment or model path")
-    if not 16 <= cfg.model.input_size <= 512:
-        raise ConfigError(source, "model.input_size", "must be between 16 and 512")
-    if cfg.data.batch_size < 1 or cfg.train.epochs < 1:
-        raise ConfigError(source, "data.batch_size/train.epochs", "must be >= 1")
-    if cfg.data.partition_seed < 0:
-        raise ConfigError(source, "data.partition_seed", "must be 0 (the datasets' split) or a seed > 0")
     _validate_reference(cfg.reference, source)
     from facenet_mtl.data.readers import DATASETS, _load_all
 
@@ -313,6 +385,10 @@ def _validate(cfg, source):
     unknown_weights = set(cfg.data.sampling_weights) - set(cfg.data.datasets)
     if unknown_weights:
         raise ConfigError(source, "data.sampling_weights", f"{sorted(unknown_weights)} not in data.datasets")
+    _check_weights(source, "data.sampling_weights", cfg.data.sampling_weights, cfg.data.datasets, "a sampling weight")
+    if cfg.data.mixing == "weights" and cfg.data.datasets and \
+            all(float(cfg.data.sampling_weights.get(n, 1.0)) == 0 for n in cfg.data.datasets):
+        raise ConfigError(source, "data.sampling_weights", "every dataset's weight is 0: nothing would be drawn")
     from facenet_mtl.models.backbones import BACKBONES
 
     if cfg.model.backbone not in BACKBONES:

@@ -6,6 +6,7 @@ Works with any Keras model whose outputs follow our names (a run's model in memo
 import numpy as np
 import tensorflow as tf
 
+from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import read_split
 from facenet_mtl.data.records import read_manifest
 from facenet_mtl.data.schema import EMOTIONS, MISSING
@@ -66,10 +67,16 @@ def task_metrics(preds, labels):
 
 
 def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0, partition_seed=0):
-    """{"overall": metrics, "by_dataset": {name: metrics}} for the datasets that have `split`."""
+    """{"overall": metrics, "by_dataset": {name: metrics}} for the datasets that have `split`;
+    a `DataError` naming the built splits when none of them has it."""
+    built = {name: list(read_manifest(root, name)["splits"]) for name in datasets}
+    if datasets and not any(split in splits for splits in built.values()):
+        raise DataError(root, f"no dataset has a split '{split}' (built splits: "
+                        + "; ".join(f"{name}: {', '.join(splits) or 'none'}" for name, splits in built.items()) + ")",
+                        "choose one of the built splits with --split")
     by_dataset, all_preds, all_labels = {}, {}, {}
     for name in datasets:
-        if split not in read_manifest(root, name)["splits"]:
+        if split not in built[name]:
             continue
         preds, labels = predict_split(model, root, name, split, batch_size, limit, partition_seed)
         by_dataset[name] = task_metrics(preds, labels)

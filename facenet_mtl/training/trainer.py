@@ -21,6 +21,7 @@ import keras
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
 from facenet_mtl.data.records import read_manifest
+from facenet_mtl.locks import LOCK_NAME, exclusive
 from facenet_mtl.models import (output_names_for, set_backbone_trainable, transfer_weights,
                                 with_flip_average)
 from facenet_mtl.training import callbacks as cb
@@ -68,24 +69,41 @@ def input_spec(cfg, datasets=None):
 
 
 def train(cfg, runs_dir="runs", restart=False, verbose=1, refinish=False):
-    """Run (or resume) one experiment; returns its run directory. A finished run is skipped, or
-    with `refinish` finished again from its checkpoints (exports, metrics) without training."""
+    """Run (or resume) one experiment; returns its run directory. A finished run is skipped
+    (and refused if its config changed), or with `refinish` finished again from its
+    checkpoints (exports, metrics) without training. One process at a time writes a run
+    directory: another one gets a `FolderInUseError` naming the holder's pid."""
     run_dir = run_dir_for(cfg, runs_dir)
-    chief = is_chief()  # of a multi-worker cluster; only the chief writes the run directory
-    if restart and run_dir.exists() and chief:
-        shutil.rmtree(run_dir)
+    if not is_chief():  # a multi-worker cluster's other workers never write the run directory
+        return _train(cfg, runs_dir, run_dir, restart, verbose, refinish, chief=False)
+    created = not run_dir.exists()
+    with exclusive(run_dir, "run directory"):
+        try:
+            return _train(cfg, runs_dir, run_dir, restart, verbose, refinish, chief=True)
+        except BaseException:
+            if created and {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:  # failed before writing
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+
+def _train(cfg, runs_dir, run_dir, restart, verbose, refinish, chief):
+    if restart and chief:
+        _clear_run_dir(run_dir)
     state = {} if restart else _read_state(run_dir)
-    if state.get("finished") and refinish:
-        state["finished"] = False
-    if state.get("finished"):
-        log.info("%s is finished; skipping (use --restart to train again)", run_dir)
+    if state.get("finished") and not refinish:
+        _check_same_config(cfg, run_dir, state, finished=True)
+        print(f"[{cfg.name}] {run_dir} is finished; skipping it (--refinish finishes it again, --restart "
+              "trains it over)")
         return run_dir
     _check_same_config(cfg, run_dir, state)
-    if chief:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / "config.json", cfg.to_dict())
     init_path = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else None
     _check_data(cfg)
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if state.get("finished"):  # --refinish: unfinished on disk too until its finish completes
+            state["finished"] = False
+            _write_json(run_dir / "state.json", state)
+        _write_json(run_dir / "config.json", cfg.to_dict())
 
     keras.utils.set_random_seed(cfg.train.seed)
     policy = set_precision(cfg.train.precision)
@@ -290,20 +308,59 @@ def _check_data(cfg):
         read_manifest(cfg.data.root, name)  # raises a DataError naming the build command
 
 
-def _check_same_config(cfg, run_dir, state):
+# Keys a run's config may change without retraining what it holds: more (or fewer) epochs, and
+# the finish options, which only `finish_run` reads (a finished run takes them with --refinish).
+FINISH_KEYS = ("model.test_time_flip", "train.bn_recalibration_batches")
+RESUMABLE_KEYS = ("train.epochs", *FINISH_KEYS)
+
+
+def _check_same_config(cfg, run_dir, state, finished=False):
+    """Refuse a run directory that holds a run of another config: an unfinished one may change
+    only `RESUMABLE_KEYS`; a finished one (skipped unless --refinish) may change nothing."""
     saved = run_dir / "config.json"
-    if not state.get("epoch") or not saved.is_file():
+    if not (state.get("epoch") or finished) or not saved.is_file():
         return
-    before, now = json.loads(saved.read_text()), json.loads(json.dumps(cfg.to_dict()))
-    for d in (before, now):
-        d.pop("source", None)
-        for key in ("epochs", "bn_recalibration_batches"):  # extend a run / change only its finish
-            d.get("train", {}).pop(key, None)
-        d.get("model", {}).pop("test_time_flip", None)
-    if before != now:
-        raise ConfigError(cfg.source or cfg.name, "(run directory)",
-                          f"{run_dir} holds a run of a different config; use --restart to start it over "
-                          "or give the experiment another name")
+    changes = _config_changes(json.loads(saved.read_text()), json.loads(json.dumps(cfg.to_dict(), default=str)))
+    if not finished:
+        changes = {k: v for k, v in changes.items() if k not in RESUMABLE_KEYS}
+    if not changes:
+        return
+    shown = "; ".join(f"{key}: {before!r} -> {now!r}" for key, (before, now) in list(changes.items())[:4])
+    if finished and set(changes) <= set(RESUMABLE_KEYS):
+        raise ConfigError(cfg.source or cfg.name, ", ".join(changes),
+                          f"{run_dir} is a finished run, and its config changed ({shown}); its metrics are of the "
+                          "old config. Use --refinish to finish it again under the new values (train.epochs: "
+                          "training the extra epochs first), or --restart to train it over")
+    raise ConfigError(cfg.source or cfg.name, ", ".join(changes),
+                      f"{run_dir} holds {'a finished' if finished else 'an unfinished'} run of a different config "
+                      f"({shown}); use --restart to start it over, or give the experiment another name")
+
+
+def _config_changes(before, now, prefix=""):
+    """{dotted key: (before, now)} for every value that differs, `source` aside."""
+    changes = {}
+    for key in sorted(set(before) | set(now)):
+        if not prefix and key == "source":
+            continue
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict) and not prefix:
+            changes.update(_config_changes(old, new, f"{key}."))
+        elif old != new:
+            changes[prefix + key] = (old, new)
+    return changes
+
+
+def _clear_run_dir(run_dir):
+    """--restart: remove everything but the lock this process holds."""
+    if not run_dir.is_dir():
+        return
+    for path in run_dir.iterdir():
+        if path.name == LOCK_NAME:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _read_state(run_dir):

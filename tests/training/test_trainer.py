@@ -176,7 +176,8 @@ def test_test_time_flip_is_a_finish_option_a_finished_run_can_take(make_config, 
 
     flipped_cfg = make_config("flip", model={"tasks": ["gender", "emotion"], "test_time_flip": True},
                               data={"datasets": ["utkface", "fer2013"]}, train={"epochs": 1})
-    trainer.train(flipped_cfg, tmp_path, verbose=0)  # finished: skipped
+    with pytest.raises(ConfigError, match="model.test_time_flip.*--refinish"):  # finished, config changed
+        trainer.train(flipped_cfg, tmp_path, verbose=0)
     assert not keras.models.load_model(run_dir / "model.h5").name.endswith("_flip_average")
     trainer.train(flipped_cfg, tmp_path, verbose=0, refinish=True)  # only the finish differs: no ConfigError
     assert len(history(run_dir)) == 1

@@ -8,7 +8,8 @@ adds gender, race, makeup, time and happiness. ChaLearn LAP 2016's apparent-age 
 same images with the apparent labels only (`{split}_gt.csv`: image, mean, stdv), full images.
 
 Ages outside 0..100 (the DEX bins) are dropped as `age_out_of_range`; csv rows whose image is
-not on disk as `missing_file`; rows with an unreadable number as `bad_label`.
+not on disk as `missing_file`; rows with an unreadable or non-finite number (`inf`, `nan`) or a
+negative std as `bad_label`.
 """
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def read(source_dir, age_target="apparent", limit=None):
             name = row["file_name"].strip()
             apparent, std, real = (as_float(row[c]) for c in ("apparent_age_avg", "apparent_age_std", "real_age"))
             age = apparent if age_target == "apparent" else real
-            if age != age or (age_target == "apparent" and std != std):
+            if age != age or (age_target == "apparent" and not std >= 0):  # NaN: unreadable or inf
                 result.drop("bad_label")
                 continue
             if not 0 <= age <= MAX_AGE:
@@ -99,7 +100,7 @@ def read_chalearn_lap_2016(source_dir, limit=None):
         for row in read_csv(csv_path, ("image", "mean", "stdv")):
             name = row["image"].strip()
             age, std = as_float(row["mean"]), as_float(row["stdv"])
-            if age != age or std != std:
+            if age != age or not std >= 0:  # NaN: unreadable or inf
                 result.drop("bad_label")
             elif not 0 <= age <= MAX_AGE:
                 result.drop("age_out_of_range")

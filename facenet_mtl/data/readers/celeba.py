@@ -12,7 +12,7 @@ centred on the face, so they are used without detection. Drops: `missing_file`,
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.readers import register
 from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
-from facenet_mtl.data.readers.common import existing_path, keep_first, read_csv
+from facenet_mtl.data.readers.common import existing_path, keep_first, read_csv, read_text
 from facenet_mtl.data.schema import FaceRecord
 
 LAYOUT = ("the CelebA folder: img_align_celeba/000001.jpg ..., list_attr_celeba.txt and "
@@ -70,7 +70,7 @@ def _read_attributes(path):
     if path.suffix == ".csv":
         rows = read_csv(path, ("image_id", *ATTRIBUTES))
         return [(row["image_id"].strip(), {a: row[a].strip() for a in ATTRIBUTES}) for row in rows]
-    lines = path.read_text().splitlines()
+    lines = read_text(path).splitlines()
     if len(lines) < 2:
         raise DataError(path, "expected the image count, the attribute names, then one line per image",
                         "use the original list_attr_celeba.txt")
@@ -95,7 +95,7 @@ def _read_partitions(path):
         rows = read_csv(path, ("image_id", "partition"))
         pairs = [(row["image_id"].strip(), row["partition"].strip()) for row in rows]
     else:
-        pairs = [tuple(line.split()[:2]) for line in path.read_text().splitlines() if len(line.split()) >= 2]
+        pairs = [tuple(line.split()[:2]) for line in read_text(path).splitlines() if len(line.split()) >= 2]
     return {name: PARTITIONS[p] for name, p in pairs if p in PARTITIONS}
 
 

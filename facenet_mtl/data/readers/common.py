@@ -1,5 +1,6 @@
 """Small helpers the native readers share: layout checks that fail with a fixable `DataError`."""
 import csv
+import math
 from pathlib import Path
 
 from facenet_mtl.data.errors import DataError
@@ -23,18 +24,36 @@ def require_file(path, what, fix):
 
 
 def read_csv(path, required_columns, fix=None):
-    """Rows of a csv file with a header, as dicts; a `DataError` naming any missing column."""
+    """Rows of a csv file with a header, as dicts of strings; a `DataError` naming any missing
+    column, or a file that is not UTF-8 csv. A short row (a truncated file's last line) has ""
+    for its missing fields, so the reader drops it by its own rules."""
     path = Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [name.strip() for name in reader.fieldnames or []]
-        missing = [c for c in required_columns if c not in header]
-        if missing:
-            raise DataError(path, f"csv is missing column(s) {', '.join(repr(c) for c in missing)}; "
-                                  f"header is {header}",
-                            fix or f"expected the columns {', '.join(required_columns)}")
-        reader.fieldnames = header
-        return list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, restval="")
+            header = [name.strip() for name in reader.fieldnames or []]
+            missing = [c for c in required_columns if c not in header]
+            if missing:
+                raise DataError(path, f"csv is missing column(s) {', '.join(repr(c) for c in missing)}; "
+                                      f"header is {header}",
+                                fix or f"expected the columns {', '.join(required_columns)}")
+            reader.fieldnames = header
+            return [{k: v for k, v in row.items() if k is not None} for row in reader]
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                        "save the csv as UTF-8, or restore the original file") from None
+    except csv.Error as exc:
+        raise DataError(path, f"not a readable csv file ({exc})", "restore the original file") from None
+
+
+def read_text(path, fix="restore the original file"):
+    """The text of a UTF-8 file; a `DataError` naming the file if it is not UTF-8."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                        fix) from None
 
 
 def image_files(directory):
@@ -54,7 +73,9 @@ def keep_first(result, limit):
 
 
 def as_float(text):
+    """`text` as a float; NaN for anything that is not a finite number (so rules treat inf as bad)."""
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
         return float("nan")
+    return value if math.isfinite(value) else float("nan")

@@ -147,7 +147,7 @@ def _read_fer_plus(path, expected_rows):
                         "use the fer2013new.csv that goes with this fer2013.csv")
     try:
         return [[int(float(row[c] or 0)) for c in FER_PLUS_VOTES] for row in rows]
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise DataError(path, f"a vote count is not a number ({exc})", "use the original fer2013new.csv") from None
 
 

@@ -11,7 +11,7 @@ Drops: `bad_label` (a line whose smile is not 0 or 1), `missing_file`.
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.readers import register
 from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
-from facenet_mtl.data.readers.common import existing_path, image_files, keep_first, require_file
+from facenet_mtl.data.readers.common import existing_path, image_files, keep_first, read_text, require_file
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.schema import FaceRecord
 
@@ -42,7 +42,7 @@ def read(source_dir, detect=False, limit=None):
     files_dir = root / "files"
     if not files_dir.is_dir():
         raise DataError(files_dir, "missing the files/ folder of images", f"point --source at {LAYOUT}")
-    lines = [line for line in labels_path.read_text().splitlines() if line.strip()]
+    lines = [line for line in read_text(labels_path).splitlines() if line.strip()]
     files = image_files(files_dir)
     if len(lines) != len(files):
         raise DataError(labels_path, f"has {len(lines)} label lines but {files_dir} has {len(files)} "

@@ -9,6 +9,7 @@ entry fails is its drop reason, checked in this order:
 
     bad_dob          the datenum is not a valid date
     no_face          face_score is -inf (the detector found no face)
+    bad_box          face_location is not four finite numbers (a damaged .mat)
     low_face_score   face_score < min_face_score (1.0)
     second_face      a second face was found (second_face_score is not NaN)
     age_out_of_range age outside min_age..max_age (0..100, the DEX bins)
@@ -107,15 +108,28 @@ def load_mat(mat_path, db):
         found = [k for k in mat if not k.startswith("__")]
         raise DataError(mat_path, f"no struct variable named '{db}' (found {found})",
                         f"use --option db=... matching the file, or the {db}.mat of {db}_crop.tar")
-    struct = mat[db][0, 0]
     fields = ("dob", "photo_taken", "full_path", "gender", "face_location", "face_score",
               "second_face_score")
-    missing = [f for f in fields if f not in struct.dtype.names]
+    try:
+        struct = mat[db][0, 0]
+        names = struct.dtype.names or ()
+    except (IndexError, TypeError, AttributeError, ValueError):
+        raise DataError(mat_path, f"'{db}' is not a 1x1 MATLAB struct", f"use the original {db}.mat from "
+                        f"{db}_crop.tar") from None
+    missing = [f for f in fields if f not in names]
     if missing:
         raise DataError(mat_path, f"the '{db}' struct has no field(s) {', '.join(missing)}",
                         f"use the original {db}.mat from {db}_crop.tar")
-    column = {f: struct[f].reshape(-1) for f in fields}
-    count = len(column["dob"])
+    try:
+        column = {f: np.asarray(struct[f]).reshape(-1) for f in fields}
+        count = len(column["dob"])
+        return _entries(column, count)
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:  # fields of other types or lengths
+        raise DataError(mat_path, f"the '{db}' struct's fields are not the expected arrays ({exc})",
+                        f"use the original {db}.mat from {db}_crop.tar") from None
+
+
+def _entries(column, count):
     return [{
         "dob": float(column["dob"][i]),
         "photo_taken": float(column["photo_taken"][i]),
@@ -154,6 +168,8 @@ def _check(entry, min_face_score, allow_second_face, min_age, max_age, require_g
         return "bad_dob", None
     if entry["face_score"] == -np.inf:
         return "no_face", None
+    if len(entry["face_location"]) != 4 or not all(map(math.isfinite, entry["face_location"])):
+        return "bad_box", None
     if not entry["face_score"] >= min_face_score:
         return "low_face_score", None
     if not allow_second_face and not math.isnan(entry["second_face_score"]):
