@@ -152,7 +152,7 @@ def load_config(path, overrides=(), loss_weights=None):
     for item in overrides:
         origins[apply_override(raw, item, f"--set {item}")] = f"--set {item}"
     if loss_weights:
-        for task, weight in parse_loss_weights(loss_weights).items():
+        for task, weight in parse_loss_weights(loss_weights, f"{path} (--loss-weights {loss_weights})").items():
             raw.setdefault("loss", {}).setdefault("weights", {})[task] = weight
             origins[f"loss.weights.{task}"] = f"--loss-weights {loss_weights}"
     try:
@@ -215,25 +215,25 @@ def apply_override(raw, item, source="command line"):
     return dotted.strip()
 
 
-def parse_loss_weights(text):
+def parse_loss_weights(text, source=None):
     """`age=1,gender=0.1` -> {"age": 1.0, "gender": 0.1}; the values are checked by `_validate`.
 
     >>> parse_loss_weights("age=1, gender=0.1")
     {'age': 1.0, 'gender': 0.1}
     """
+    source = source or f"--loss-weights {text}"
     weights = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         task, _, value = (s.strip() for s in part.partition("="))
         if task not in TASK_NAMES or not value:
-            raise ConfigError(f"--loss-weights {text}", part,
-                              f"expected task=weight with task one of {', '.join(TASK_NAMES)}")
+            raise ConfigError(source, part, f"expected task=weight with task one of {', '.join(TASK_NAMES)}")
         try:
             weights[task] = float(value)
         except ValueError:
-            raise ConfigError(f"--loss-weights {text}", f"loss.weights.{task}",
+            raise ConfigError(source, f"loss.weights.{task}",
                               f"'{value}' is not a number; give a weight >= 0, e.g. {task}=1") from None
     if not weights:
-        raise ConfigError("--loss-weights", "loss.weights", "empty; give task=weight pairs, e.g. age=1,gender=0.1")
+        raise ConfigError(source, "loss.weights", "empty; give task=weight pairs, e.g. age=1,gender=0.1")
     return weights
 
 

@@ -76,14 +76,24 @@ def train(cfg, runs_dir="runs", restart=False, verbose=1, refinish=False):
     run_dir = run_dir_for(cfg, runs_dir)
     if not is_chief():  # a multi-worker cluster's other workers never write the run directory
         return _train(cfg, runs_dir, run_dir, restart, verbose, refinish, chief=False)
-    created = not run_dir.exists()
+    created = _first_missing(run_dir)  # what the lock creates, removed again if nothing is written
     with exclusive(run_dir, "run directory"):
         try:
             return _train(cfg, runs_dir, run_dir, restart, verbose, refinish, chief=True)
         except BaseException:
-            if created and {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:  # failed before writing
-                shutil.rmtree(run_dir, ignore_errors=True)
+            if created is not None and {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:
+                shutil.rmtree(created, ignore_errors=True)
             raise
+
+
+def _first_missing(path):
+    """The outermost of `path` and its parents that does not exist yet (None if `path` does)."""
+    path = Path(path).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def _train(cfg, runs_dir, run_dir, restart, verbose, refinish, chief):

@@ -25,12 +25,12 @@ def require_file(path, what, fix):
 
 def read_csv(path, required_columns, fix=None):
     """Rows of a csv file with a header, as dicts of strings; a `DataError` naming any missing
-    column, or a file that is not UTF-8 csv. A short row (a truncated file's last line) has ""
-    for its missing fields, so the reader drops it by its own rules."""
+    column, a row with fewer fields than the header (a truncated or damaged file), or a file
+    that is not UTF-8 csv. Fields beyond the header's are ignored."""
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f, restval="")
+            reader = csv.DictReader(f)
             header = [name.strip() for name in reader.fieldnames or []]
             missing = [c for c in required_columns if c not in header]
             if missing:
@@ -38,7 +38,15 @@ def read_csv(path, required_columns, fix=None):
                                       f"header is {header}",
                                 fix or f"expected the columns {', '.join(required_columns)}")
             reader.fieldnames = header
-            return [{k: v for k, v in row.items() if k is not None} for row in reader]
+            rows = []
+            for row in reader:
+                if None in row.values():
+                    raise DataError(path, f"line {reader.line_num} has fewer fields than the header "
+                                          f"({len(header)}): the file is truncated or damaged",
+                                    "restore the complete file (download or extract it again)")
+                row.pop(None, None)
+                rows.append(row)
+            return rows
     except UnicodeDecodeError as exc:
         raise DataError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
                         "save the csv as UTF-8, or restore the original file") from None
