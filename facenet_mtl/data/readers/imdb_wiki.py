@@ -95,15 +95,47 @@ def find_mat(source_dir, db):
                     "IMDB-WIKI page (see datasets/imdb_wiki/README.md)")
 
 
+# scipy.io.loadmat can crash the interpreter (a segmentation fault, found by
+# tests/data/test_readers_fuzz.py with scipy 1.17) on a damaged file, so it runs in a child
+# process: a crash there is a DataError here. The child only parses; it sends back the arrays.
+_LOADMAT = r"""
+import pickle, sys
+import scipy.io
+try:
+    mat = scipy.io.loadmat(sys.argv[1], squeeze_me=False, struct_as_record=True)
+    out = ("ok", {k: v for k, v in mat.items() if not k.startswith("__")})
+except Exception as exc:  # scipy raises several types for a damaged file
+    out = ("error", str(exc) or type(exc).__name__)
+sys.stdout.buffer.write(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+"""
+LOADMAT_SECONDS = 600
+
+
+def _loadmat_isolated(mat_path, db):
+    import pickle
+    import subprocess
+    import sys
+
+    fix = f"re-download {db}_crop.tar and extract it again"
+    try:
+        done = subprocess.run([sys.executable, "-c", _LOADMAT, str(mat_path)], capture_output=True,
+                              timeout=LOADMAT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise DataError(mat_path, f"reading the MATLAB file took over {LOADMAT_SECONDS} s", fix) from None
+    if done.returncode != 0:
+        how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
+        detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise DataError(mat_path, f"cannot read the MATLAB file (scipy's reader stopped with {how}"
+                                  f"{': ' + detail[0] if detail[0] else ''})", fix)
+    status, value = pickle.loads(done.stdout)  # noqa: S301 - our own child's output
+    if status != "ok":
+        raise DataError(mat_path, f"cannot read the MATLAB file ({value})", fix)
+    return value
+
+
 def load_mat(mat_path, db):
     """The entries of `{db}.mat` as dicts of plain Python values, in file order."""
-    import scipy.io
-
-    try:
-        mat = scipy.io.loadmat(mat_path, squeeze_me=False, struct_as_record=True)
-    except Exception as exc:  # scipy raises several types for a damaged file
-        raise DataError(mat_path, f"cannot read the MATLAB file ({exc})",
-                        f"re-download {db}_crop.tar and extract it again") from None
+    mat = _loadmat_isolated(mat_path, db)
     if db not in mat:
         found = [k for k in mat if not k.startswith("__")]
         raise DataError(mat_path, f"no struct variable named '{db}' (found {found})",
