@@ -241,6 +241,7 @@ def prepare_phase(cfg, model, phase, run_dir, resume_state=None):
 def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state, verbose):
     done = int(state.get("epoch", 0))
     resuming = done > 0
+    trim_history(run_dir, done)
     for phase, first, end in phases(cfg):
         if end <= done:
             continue
@@ -257,6 +258,27 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state,
         done = int(_read_state(run_dir).get("epoch", end))
         if any(isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch for c in callbacks):
             break
+
+
+def trim_history(run_dir, epochs_done):
+    """Keep history.csv's rows of the epochs the checkpoint holds: a run killed after an epoch's
+    row but before its checkpoint (or in the middle of a row) would otherwise repeat or tear a
+    row when it resumes."""
+    path = Path(run_dir) / "history.csv"
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+
+    def epoch_of(line):
+        first = line.split(",", 1)[0].strip()
+        return int(first) if first.isdigit() else None
+
+    kept = lines[:1] + [line for line in lines[1:] if line.endswith("\n") and epoch_of(line) is not None
+                        and epoch_of(line) < epochs_done]
+    if kept != lines:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
 
 
 def finish_run(cfg, model, run_dir):
