@@ -126,6 +126,7 @@ def _parse_option(text):
 @main.command("demo-data")
 @click.argument("out_dir", type=click.Path())
 @click.option("--seed", default=0, show_default=True)
+@user_errors
 def demo_data_cmd(out_dir, seed):
     """Generate the built-in demo face-attribute data in each dataset's native layout.
 

@@ -129,6 +129,17 @@ def test_build_refuses_a_bad_option_before_any_work(cli, tmp_path, option, value
     assert not out.exists()
 
 
+@pytest.mark.parametrize("option", ["age_target=foo", "limit=abc"])
+def test_a_bad_reader_option_value_exits_2(cli, tmp_path, option):
+    faces = [dict(image=np.zeros((32, 32, 3), np.uint8), split="train", apparent_age=30, apparent_std=2,
+                  real_age=30, gender=1)]
+    native_layouts.write_appa_real(tmp_path / "appa", faces)
+    result = cli("build-tfrecords", "appa_real", "--source", tmp_path / "appa", "--out", tmp_path / "out",
+                 "--option", option)
+    assert_user_error(result, option.split("=")[1], "fix:")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failed_build_leaves_no_fingerprint_that_blocks_the_next(cli, tmp_path):
     native_layouts.write_utkface(tmp_path / "utk", utk_faces(6))
     out = tmp_path / "out"

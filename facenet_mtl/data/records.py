@@ -111,6 +111,9 @@ def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_opt
         raise DataError(source, "source path does not exist",
                         f"point --source at the {dataset} files; expected layout: {spec.layout}")
     reader_options = dict(reader_options or {})
+    if "limit" in reader_options and not (_whole(reader_options["limit"]) and reader_options["limit"] >= 0):
+        raise DataError("--option limit", f"must be a whole number >= 0, got {reader_options['limit']!r}",
+                        "give --limit N (0: no limit)")
     if options.limit:
         reader_options["limit"] = options.limit
     started = time.time()
@@ -197,6 +200,10 @@ def _read_source(spec, source, reader_options):
         if takes_any and set(reader_options) - {"limit"}:
             raise DataError(source, f"bad {spec.name} reader option ({exc})",
                             "check the --option names against the reader's documentation") from None
+        raise
+    except ValueError as exc:  # a reader refusing an option's value, e.g. age_target=foo
+        if set(reader_options) - {"limit"}:
+            raise DataError(source, f"bad {spec.name} reader option value ({exc})", fix) from None
         raise
 
 
