@@ -13,7 +13,7 @@ REAL_SET ?=
 export CUDA_VISIBLE_DEVICES ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo demo-data real bench bench-real clean
+.PHONY: venv test demo demo-data real release bench bench-real clean
 
 venv: $(STAMP)
 $(STAMP): setup.cfg setup.py
@@ -50,6 +50,21 @@ real: $(STAMP)
 		--option detect=true --no-face keep_full
 	$(CLI) run experiments/real/ --runs-dir $(RUNS) --set data.root=$(REAL) $(REAL_SET)
 	$(CLI) report $(RUNS)/real-mtl $(RUNS)/real-pretrain $(RUNS)/real-single-* --out $(RUNS)/real --references all
+
+# The model that ships in the package: records of every real source, aligned to one template,
+# then experiments/release/ (pretrain -> four-head model), then publish-release copies the model
+# into facenet_mtl/weights/ and rewrites MODEL_CARD.md from measurements on the test splits.
+RELEASE_DATA ?= data_out/release
+release: $(STAMP)
+	$(CLI) build-tfrecords utkface --source $(DATA)/utkface/UTKFace --out $(RELEASE_DATA) --image-size 64
+	$(CLI) build-tfrecords fer2013 --source $(DATA)/fer2013/fer2013_images.zip --out $(RELEASE_DATA) --image-size 64
+	$(CLI) build-tfrecords celeba --source $(DATA)/celeba --out $(RELEASE_DATA) --image-size 64
+	$(CLI) build-tfrecords fairface --source $(DATA)/fairface --out $(RELEASE_DATA) --image-size 64
+	$(CLI) build-tfrecords genki4k --source $(DATA)/genki4k --out $(RELEASE_DATA) --image-size 64 \
+		--option detect=true --no-face keep_full
+	$(CLI) train --config experiments/release/release-pretrain.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
+	$(CLI) train --config experiments/release/release-mtl.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
+	$(CLI) publish-release $(RUNS)/release-mtl --data $(RELEASE_DATA) --utkface $(DATA)/utkface/UTKFace
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_input.py

@@ -108,6 +108,7 @@ def build_tfrecords_cmd(dataset, source, out, image_size, workers, limit, force,
         image_size=image_size, workers=workers, limit=limit, force=force, no_face=no_face), reader_options)
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
     notes = "".join(f"; {reason.replace('_', ' ')}: {n}" for reason, n in manifest["notes"].items())
+    notes += "".join(f"; {text}" for text in manifest.get("reader_notes", {}).values())
     click.echo(f"{dataset}: {counts}; dropped {manifest['dropped'] or 'nothing'}{notes} -> {Path(out) / dataset}")
 
 
@@ -273,30 +274,44 @@ def _print_run_summary(run_dir):
 
 
 @main.command("evaluate")
-@click.argument("model_path", type=click.Path())
+@click.argument("model_path", required=False, type=click.Path())
 @click.option("--data", "data_root", required=True, type=click.Path(), help="Records root (build-tfrecords --out).")
 @click.option("--datasets", default="", help="Comma-separated datasets (default: every one under --data).")
 @click.option("--split", default="test", show_default=True)
+@click.option("--by", "by", default="", metavar="GROUPS",
+              help="Also figures per group: a comma-separated subset of race,gender,age_band.")
 @click.option("--json", "json_out", type=click.Path(), help="Write the metrics here as JSON.")
 @click.option("--limit", default=0, type=click.IntRange(min=0), help="Examples per dataset (0: all).")
 @user_errors
-def evaluate_cmd(model_path, data_root, datasets, split, json_out, limit):
-    """Print the results table of MODEL on built TFRecords (per task and per dataset).
+def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit):
+    """Print the results table of MODEL (default: the shipped model) on built TFRecords.
 
     \b
-    Example:
+    Examples:
+      facenet-mtl evaluate --data data_out/release --by race,gender,age_band
       facenet-mtl evaluate runs/real-mtl/model.h5 --data data_out --split test
     """
     from facenet_mtl.inference.predictor import load_keras_model
-    from facenet_mtl.training.evaluate import evaluate_model, format_table
+    from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, format_group_tables, format_table
 
+    groupings = tuple(g.strip() for g in by.split(",") if g.strip())
+    unknown = [g for g in groupings if g not in GROUPINGS]
+    if unknown:
+        raise click.BadParameter(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPINGS)}",
+                                 param_hint="--by")
+    if not model_path:
+        from facenet_mtl.weights import release_model_path
+
+        model_path = release_model_path()
     model = load_keras_model(model_path)
     names = [d for d in datasets.split(",") if d] or sorted(
         p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file()) if Path(data_root).is_dir() else []
     if not names:
         raise DataError(data_root, "holds no built datasets (no */manifest.json)", "run facenet-mtl build-tfrecords first")
-    evaluation = evaluate_model(model, data_root, names, split, limit=limit)
+    evaluation = evaluate_model(model, data_root, names, split, limit=limit, by=groupings)
     click.echo(format_table(evaluation, split))
+    if groupings:
+        click.echo("\n" + format_group_tables(evaluation))
     if json_out:
         Path(json_out).write_text(json.dumps(evaluation, indent=2))
 
@@ -322,6 +337,30 @@ def predict_cmd(model_path, images, out_dir, no_detect):
     click.echo(json.dumps(report, indent=2))
     if out_dir:
         predictor.write_annotated(list(images), results, out_dir)
+
+
+@main.command("publish-release")
+@click.argument("run_dir", type=click.Path())
+@click.option("--data", "data_root", required=True, type=click.Path(), help="The release records (test splits).")
+@click.option("--utkface", "utkface_dir", type=click.Path(), help="UTKFace chips for the photo-path figures.")
+@click.option("--command", "command", default="make release", show_default=True,
+              help="The command that retrains the model, written into the model card.")
+@user_errors
+def publish_release_cmd(run_dir, data_root, utkface_dir, command):
+    """Ship RUN_DIR's model inside the package and rewrite the model card from measurements.
+
+    \b
+    Example (what `make release` runs after training):
+      facenet-mtl publish-release runs/release-mtl --data data_out/release --utkface ../shared/data/utkface/UTKFace
+    """
+    from facenet_mtl.training.release import CARD, publish_release
+
+    if not (Path(run_dir) / "model.h5").is_file():
+        raise DataError(run_dir, "has no model.h5 (the run is not finished)",
+                        "finish it first: facenet-mtl train --config experiments/release/release-mtl.toml")
+    info = publish_release(run_dir, data_root, utkface_dir, command=command)
+    click.echo(json.dumps(info["figures"], indent=2))
+    click.echo(f"shipped: facenet_mtl/weights/release.h5 (sha256 {info['sha256'][:12]}...); card: {CARD}")
 
 
 @main.command("report")

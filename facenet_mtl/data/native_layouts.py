@@ -328,3 +328,20 @@ def write_utkface(root, faces):
             name = f"{int(face['age'])}_{utk_gender}_{int(face.get('race', 0))}_{stamp}.jpg.chip.jpg"
         written.append(_write_jpeg(root / name, face["image"]))
     return written
+
+
+# --- FairFace -----------------------------------------------------------------------------------
+
+def write_fairface(root, faces, split="train"):
+    """FairFace's layout: `root/{split}/{n}.jpg` and `root/fairface_label_{split}.csv` with
+    `file,age,gender,race,service_test` (`split` is "train" or "val"). Face keys: image, age
+    (a group such as "20-29" or "more than 70"), gender ("Male"/"Female"), race (FairFace's name).
+    """
+    root = Path(root)
+    rows = []
+    for n, face in enumerate(faces, start=1):
+        name = f"{split}/{n}.jpg"
+        _write_jpeg(root / name, face["image"])
+        rows.append((name, face["age"], face["gender"], face["race"], "True" if n % 2 else "False"))
+    _write_csv(root / f"fairface_label_{split}.csv", ("file", "age", "gender", "race", "service_test"), rows)
+    return root

@@ -2,11 +2,10 @@
 
 Returns `(record, jpeg_bytes, None)` or `(record, None, (reason, detail))` so that a corrupt
 image or a missing face is counted and named, and never stops the build; a face not found under
-`no_face="keep_full"` gives `(record, jpeg_bytes, ("no_face_kept_whole", detail))`: written, counted.
+`no_face="keep_full"` gives `(record, jpeg_bytes, ("no_face_kept_whole", detail))`: written, counted;
+so does each alignment (`aligned_by_landmarks`, `aligned_by_source_framing`), so the manifest
+says how many faces of a source were re-aligned and how.
 """
-_detector = None
-
-
 def init_worker():
     import cv2
 
@@ -25,25 +24,23 @@ def encode_record(job):
         return record, None, ("corrupt_image", str(exc))
     except OSError as exc:
         return record, None, ("unreadable_image", str(exc))
-    if record.box is not None:  # in the original image's pixels; `scale` < 1 if it was decoded reduced
-        rgb = images.crop_box_with_margin(rgb, [v * scale for v in record.box], margin)
+    from facenet_mtl.data import faces as face_alignment
+
     note = None
-    if record.box is None and record.detect:
-        faces = _face_detector().detect(rgb)
-        if faces:
-            rgb = images.crop_box_with_margin(rgb, faces[0].box, margin)
-        elif no_face == "skip":
+    if record.box is not None:  # a known face box (IMDB-WIKI), in the original image's pixels
+        box = [v * scale for v in record.box]  # scale < 1: a large image was decoded reduced
+        rgb = images.square_resize(images.crop_box_with_margin(rgb, box, margin), image_size)
+    elif record.face_found is False or record.detect:  # detection (records._detect_faces) found none
+        if no_face == "skip":
             return record, None, ("no_face", "face detector found no face")
-        else:
-            note = ("no_face_kept_whole", "face detector found no face; the whole image was kept")
-    rgb = images.square_resize(rgb, image_size)
+        rgb = images.square_resize(rgb, image_size)
+        note = ("no_face_kept_whole", "face detector found no face; the whole image was kept")
+    elif record.face_found:  # `framing` holds the landmarks the detector found in this image
+        rgb = face_alignment.align_by_framing(rgb, record.framing, image_size)
+        note = ("aligned_by_landmarks", "detected and aligned to the template")
+    elif record.framing is not None:
+        rgb = face_alignment.align_by_framing(rgb, record.framing, image_size)
+        note = ("aligned_by_source_framing", "aligned by the dataset's typical landmark layout")
+    else:  # already a face crop in the template framing
+        rgb = images.square_resize(rgb, image_size)
     return record, images.encode_jpeg(rgb, quality), note
-
-
-def _face_detector():
-    global _detector
-    if _detector is None:
-        from facenet_mtl.data.faces import FaceDetector
-
-        _detector = FaceDetector()
-    return _detector

@@ -156,6 +156,7 @@ def _build_locked(spec, dataset, source, out_dir, options, reader_options, resul
         "splits": {split: {k: v for k, v in stats.items() if k != "dropped"} for split, stats in splits.items()},
         "dropped": dict(sorted(dropped.items())),
         "notes": dict(sum((Counter(s["notes"]) for s in splits.values()), Counter())),
+        "reader_notes": dict(result.notes),
         "build_seconds": round(time.time() - started, 2),
     }
     _write_json(dataset_dir(out_dir, dataset) / "manifest.json", manifest)
@@ -238,7 +239,7 @@ def _write_split(pool, dataset, split, records, directory, options, dropped):
 
     num_shards = max(1, math.ceil(len(records) / options.shard_size))
     stats = {"count": 0, "shards": [], "labels": {}, "notes": Counter(), "dropped": Counter()}
-    label_counts = {name: Counter() for name in LABEL_FIELDS if name not in ("age", "age_std")}
+    label_counts = {name: Counter() for name in LABEL_FIELDS if LABEL_FIELDS[name] != np.float32}
     ages = []
     bar = tqdm(total=len(records), desc=f"{dataset}/{split}", unit="img", disable=not options.progress)
     for index in range(num_shards):
@@ -277,8 +278,9 @@ def _write_shard(pool, records, path, options, bar=None):
     from facenet_mtl.data import process
 
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    records = _detect_faces(records, bar)
     shard = {"count": 0, "dropped": Counter(), "notes": Counter(), "labels": {}, "ages": []}
-    label_counts = {name: Counter() for name in ("gender", "emotion", "smile")}
+    label_counts = {name: Counter() for name in ("gender", "emotion", "smile", "race")}
     jobs = ((r, options.image_size, options.margin, options.no_face, options.jpeg_quality) for r in records)
     try:
         with tf.io.TFRecordWriter(str(tmp)) as writer:
@@ -308,6 +310,42 @@ def _write_shard(pool, records, path, options, bar=None):
     shard["dropped"] = dict(shard["dropped"])
     shard["notes"] = dict(shard["notes"])
     return shard
+
+
+def _detect_faces(records, bar=None, batch=64):
+    """Records that ask for detection, with their face found in batches (`detect_batch`, several
+    times faster than one image at a time): the largest face's landmarks become the record's
+    `framing` (fractions of the image) with `face_found=True`, else `face_found=False`. An image
+    that cannot be read is left as it is, for `encode_record` to count."""
+    import dataclasses
+
+    from facenet_mtl.data import images
+    from facenet_mtl.data.faces import FaceDetector, landmark_array
+
+    wanted = [i for i, r in enumerate(records) if r.detect and r.box is None and r.face_found is None]
+    if not wanted:
+        return records
+    detector, out = FaceDetector(), list(records)
+    if bar is not None:
+        bar.set_postfix_str("detecting faces")
+    for start in range(0, len(wanted), batch):
+        loaded = {}
+        for i in wanted[start:start + batch]:
+            try:
+                loaded[i] = images.load_rgb(records[i].image)
+            except (images.CorruptImageError, OSError):
+                continue
+        for i, found in zip(loaded, detector.detect_batch(list(loaded.values()))):
+            height, width = loaded[i].shape[:2]
+            points = landmark_array(found[0]) if found else None
+            if points is None:
+                out[i] = dataclasses.replace(records[i], detect=False, face_found=False)
+            else:
+                framing = tuple((float(x) / width, float(y) / height) for x, y in points)
+                out[i] = dataclasses.replace(records[i], detect=False, framing=framing, face_found=True)
+    if bar is not None:
+        bar.set_postfix_str("")
+    return out
 
 
 def serialize_example(jpeg, labels, source, file_id):
@@ -354,7 +392,7 @@ def _fingerprint(dataset, records, options, reader_options):
     digest.update(json.dumps([dataset, SCHEMA_VERSION, options.image_size, options.margin,
                               options.no_face, options.shard_size, sorted(map(str, reader_options.items()))]).encode())
     for r in records:
-        digest.update(f"{r.split}|{r.file_id}|{sorted(r.labels.items())}|{r.box}".encode())
+        digest.update(f"{r.split}|{r.file_id}|{sorted(r.labels.items())}|{r.box}|{r.detect}|{r.framing}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: age_min/age_max (age groups), race
 MISSING = -1  # the "no label" value for every label field, float or int
 DEFAULT_IMAGE_SIZE = 112
 
@@ -17,6 +17,10 @@ GENDERS = ("female", "male")  # gender 0 female, 1 male
 SMILES = ("no_smile", "smile")
 AGE_BINS = 101  # DEX: ages 0..100, one softmax bin per year
 MAX_AGE = AGE_BINS - 1
+# Race groups, for reporting figures per group (never a model output). UTKFace's ids 0-4 keep
+# their meaning; FairFace's seven groups use 0, 1 and 3 where they match and 5-8 for the rest.
+RACES = ("white", "black", "asian", "indian", "others", "latino_hispanic", "east_asian",
+         "southeast_asian", "middle_eastern")
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,15 @@ TASKS = {
 }
 TASK_NAMES = tuple(TASKS)
 
-# Label fields stored in every record: name -> numpy dtype. `age_std` is ChaLearn's sigma.
+# Label fields stored in every record: name -> numpy dtype. `age_std` is ChaLearn's sigma;
+# `age_min`/`age_max` an age group's bounds in years (FairFace), with `age` missing;
+# `race` an index into RACES.
 LABEL_FIELDS = {
     "age": np.float32,
     "age_std": np.float32,
+    "age_min": np.float32,
+    "age_max": np.float32,
+    "race": np.int64,
     "gender": np.int64,
     "emotion": np.int64,
     "smile": np.int64,
@@ -56,8 +65,10 @@ class FaceRecord:
 
     `image` is where the pixels come from: a file path, a `(zip_path, member)` pair, or an
     HxW / HxWx3 uint8 array (FER2013's csv). `box` is a known face box `(x1, y1, x2, y2)` in
-    pixels (IMDB-WIKI's `face_location`); `detect` asks the builder to find the face itself;
-    with neither, the image is already a face crop.
+    pixels (IMDB-WIKI's `face_location`); `detect` asks the builder to find the face and align
+    it by its landmarks; `framing` is the source's typical landmark layout (5 (x, y) pairs as
+    fractions of the image's width and height, `faces.align_by_framing`) for crops that are
+    aligned by it; with none of these, the image is already a face crop in the template framing.
     """
 
     image: object
@@ -67,6 +78,8 @@ class FaceRecord:
     labels: dict = field(default_factory=dict)
     box: tuple = None
     detect: bool = False
+    framing: tuple = None
+    face_found: bool = None  # set by the build's detection: True (framing = its landmarks), False
 
     def label(self, name):
         return self.labels.get(name, MISSING)

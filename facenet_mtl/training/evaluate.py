@@ -9,9 +9,13 @@ import tensorflow as tf
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import read_split
 from facenet_mtl.data.records import read_manifest
-from facenet_mtl.data.schema import EMOTIONS, MISSING
+from facenet_mtl.data.schema import EMOTIONS, GENDERS, LABEL_FIELDS, MISSING, RACES
 
-LABELS = ("age", "age_std", "gender", "emotion", "smile")
+LABELS = tuple(LABEL_FIELDS)
+# Figures per group (`evaluate --by`): the bands of the model card; an age group (FairFace)
+# falls in the band of its midpoint.
+AGE_BANDS = (("0-12", 0, 12), ("13-19", 13, 19), ("20-39", 20, 39), ("40-59", 40, 59), ("60+", 60, 200))
+GROUPINGS = ("race", "gender", "age_band")
 
 
 def predict_split(model, root, dataset, split, batch_size=128, limit=0, partition_seed=0):
@@ -20,12 +24,14 @@ def predict_split(model, root, dataset, split, batch_size=128, limit=0, partitio
     ds = read_split(root, dataset, split, size, limit=limit, cache=False,
                     partition_seed=partition_seed).batch(batch_size)
     preds, labels = {}, {k: [] for k in LABELS}
+    labels["file_id"] = []
     for batch in ds:
         out = model(tf.cast(batch["image"], tf.float32), training=False)
         for name, value in dict(out).items():
             preds.setdefault(name, []).append(np.asarray(value, np.float32))
         for k in LABELS:
             labels[k].append(batch[k].numpy())
+        labels["file_id"].append(batch["file_id"].numpy())
     preds = {k: np.concatenate(v) for k, v in preds.items()}
     labels = {k: np.concatenate(v) if v else np.zeros(0) for k, v in labels.items()}
     return preds, labels
@@ -40,6 +46,12 @@ def task_metrics(preds, labels):
             est = preds["age"].reshape(-1)[known]
             result["age_mae"] = float(np.mean(np.abs(est - labels["age"][known])))
             result["age_n"] = int(known.sum())
+        grouped = (labels["age"] == MISSING) & (labels.get("age_min", np.full_like(labels["age"], MISSING)) != MISSING)
+        if grouped.any():  # an age group (FairFace): right when the expected age rounds into it
+            est = np.round(preds["age"].reshape(-1)[grouped])
+            low, high = labels["age_min"][grouped], labels["age_max"][grouped]
+            result["age_group_acc"] = float(np.mean((est >= low) & (est <= high)))
+            result["age_group_n"] = int(grouped.sum())
             sigma_known = known & (labels["age_std"] > 0)
             if sigma_known.any():
                 # ChaLearn LAP 2016 epsilon-error: 1 - exp(-(x - mu)^2 / (2 sigma^2)).
@@ -66,20 +78,58 @@ def task_metrics(preds, labels):
     return result
 
 
-def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0, partition_seed=0):
+def group_keys(labels, grouping):
+    """Each example's group name under `grouping` ("race", "gender", "age_band"), "" if unknown."""
+    n = len(labels["age"])
+    if grouping == "race":
+        return np.array([RACES[r] if 0 <= r < len(RACES) else "" for r in labels["race"]], object)
+    if grouping == "gender":
+        return np.array([GENDERS[g] if g in (0, 1) else "" for g in labels["gender"]], object)
+    if grouping == "age_band":
+        age = np.where(labels["age"] != MISSING, labels["age"],
+                       np.where(labels["age_min"] != MISSING, (labels["age_min"] + labels["age_max"]) / 2, np.nan))
+        keys = np.full(n, "", object)
+        for name, low, high in AGE_BANDS:
+            keys[(np.round(age) >= low) & (np.round(age) <= high)] = name
+        return keys
+    raise ValueError(f"unknown grouping '{grouping}'; choose from {', '.join(GROUPINGS)}")
+
+
+def metrics_by_group(preds, labels, groupings):
+    """{grouping: {group name: metrics}} over the examples whose group is known."""
+    out = {}
+    for grouping in groupings:
+        keys = group_keys(labels, grouping)
+        out[grouping] = {}
+        for name in sorted(set(keys) - {""}, key=_group_order(grouping)):
+            mask = keys == name
+            out[grouping][name] = task_metrics({k: v[mask] for k, v in preds.items()},
+                                               {k: v[mask] for k, v in labels.items()})
+    return out
+
+
+def _group_order(grouping):
+    order = {"race": list(RACES), "gender": list(GENDERS), "age_band": [b[0] for b in AGE_BANDS]}[grouping]
+    return lambda name: order.index(name) if name in order else len(order)
+
+
+def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0, partition_seed=0, by=()):
     """{"overall": metrics, "by_dataset": {name: metrics}} for the datasets that have `split`;
-    a `DataError` naming the built splits when none of them has it."""
+    with `by` (groupings from GROUPINGS), also {"by_group": {dataset: {grouping: {group: metrics}}}}.
+    A `DataError` naming the built splits when none of the datasets has `split`."""
     built = {name: list(read_manifest(root, name)["splits"]) for name in datasets}
     if datasets and not any(split in splits for splits in built.values()):
         raise DataError(root, f"no dataset has a split '{split}' (built splits: "
                         + "; ".join(f"{name}: {', '.join(splits) or 'none'}" for name, splits in built.items()) + ")",
                         "choose one of the built splits with --split")
-    by_dataset, all_preds, all_labels = {}, {}, {}
+    by_dataset, all_preds, all_labels, by_group = {}, {}, {}, {}
     for name in datasets:
         if split not in built[name]:
             continue
         preds, labels = predict_split(model, root, name, split, batch_size, limit, partition_seed)
         by_dataset[name] = task_metrics(preds, labels)
+        if by:
+            by_group[name] = metrics_by_group(preds, labels, by)
         for k, v in preds.items():
             all_preds.setdefault(k, []).append(v)
         for k, v in labels.items():
@@ -88,16 +138,38 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
         return {"overall": {"n": 0}, "by_dataset": {}}
     overall = task_metrics({k: np.concatenate(v) for k, v in all_preds.items()},
                            {k: np.concatenate(v) for k, v in all_labels.items()})
-    return {"overall": overall, "by_dataset": by_dataset}
+    result = {"overall": overall, "by_dataset": by_dataset}
+    if by:
+        result["by_group"] = by_group
+    return result
 
 
 def format_table(evaluation, split):
     """A plain-text table: one row per dataset plus the overall row."""
-    columns = [("age_mae", "Age MAE", "{:.2f}"), ("age_eps", "Age eps", "{:.3f}"),
+    columns = [("age_mae", "Age MAE", "{:.2f}"), ("age_group_acc", "Age group %", "{:.2%}"),
+               ("age_eps", "Age eps", "{:.3f}"),
                ("gender_acc", "Gender %", "{:.2%}"), ("emotion_acc", "Emotion %", "{:.2%}"),
                ("smile_acc", "Smile %", "{:.2%}"), ("n", "n", "{}")]
     rows = [(name, m) for name, m in evaluation["by_dataset"].items()] + [("overall", evaluation["overall"])]
-    header = [f"split: {split}"] + [title for _, title, _ in columns]
+    return _table(rows, columns, f"split: {split}")
+
+
+def format_group_tables(evaluation):
+    """One table per dataset and grouping of `evaluation["by_group"]` (figures per group)."""
+    columns = [("age_mae", "Age MAE", "{:.2f}"), ("age_group_acc", "Age group %", "{:.2%}"),
+               ("gender_acc", "Gender %", "{:.2%}"), ("emotion_acc", "Emotion %", "{:.2%}"),
+               ("smile_acc", "Smile %", "{:.2%}"), ("n", "n", "{}")]
+    tables = []
+    for dataset, groupings in evaluation.get("by_group", {}).items():
+        for grouping, groups in groupings.items():
+            if groups:
+                used = [c for c in columns if any(c[0] in m for m in groups.values())]
+                tables.append(_table(list(groups.items()), used, f"{dataset} by {grouping}"))
+    return "\n\n".join(tables)
+
+
+def _table(rows, columns, title):
+    header = [title] + [title_ for _, title_, _ in columns]
     table = [header] + [[name] + [fmt.format(m[key]) if key in m else "" for key, _, fmt in columns]
                         for name, m in rows]
     widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]

@@ -15,8 +15,11 @@ REDUCTION = "mean_with_sample_weight"  # divide by the weights' sum: masked samp
 class AgeBinCrossEntropy(keras.losses.Loss):
     """DEX age loss: cross-entropy between the 101-bin softmax and the age target.
 
-    y_true is `[age, sigma]` per sample: sigma 0 gives a one-hot bin at round(age); sigma > 0 a
-    Gaussian label distribution over the bins (ChaLearn's apparent-age sigma, or a fixed width).
+    y_true is `[age, sigma]` or `[age, sigma, age_min, age_max]` per sample: sigma 0 gives a
+    one-hot bin at round(age); sigma > 0 a Gaussian label distribution over the bins (ChaLearn's
+    apparent-age sigma, or a fixed width). A sample with `age_min >= 0` is an age group (FairFace):
+    its loss is -log of the probability mass inside [age_min, age_max], the interval likelihood,
+    so a group is never turned into a made-up year.
     """
 
     def __init__(self, name="age_bin_crossentropy", reduction=REDUCTION):
@@ -32,7 +35,13 @@ class AgeBinCrossEntropy(keras.losses.Loss):
         gaussian = gaussian / ops.maximum(ops.sum(gaussian, axis=-1, keepdims=True), 1e-7)
         target = ops.where(sigma > 0, gaussian, one_hot)
         probs = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)
-        return -ops.sum(target * ops.log(probs), axis=-1)
+        point_loss = -ops.sum(target * ops.log(probs), axis=-1)
+        if y_true.shape[-1] is None or y_true.shape[-1] < 4:
+            return point_loss
+        low, high = y_true[:, 2:3], y_true[:, 3:4]
+        inside = ops.cast((bins >= low) & (bins <= high), "float32")
+        interval_loss = -ops.log(ops.clip(ops.sum(inside * probs, axis=-1), 1e-7, 1.0))
+        return ops.where(low[:, 0] >= 0, interval_loss, point_loss)
 
 
 def head_losses(outputs, label_smoothing=0.0):

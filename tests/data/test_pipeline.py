@@ -167,8 +167,9 @@ def test_age_probs_label_is_age_and_sigma(root, age_sigma):
     ds, n = make_dataset(spec(root, datasets=("appa_real", "utkface"), age_sigma=age_sigma), "train",
                          ("age", "age_probs"), training=False)
     _, labels, weights = collect(ds)
-    assert len(labels["age_probs"]) == n and labels["age_probs"].shape[1:] == (2,)
+    assert len(labels["age_probs"]) == n and labels["age_probs"].shape[1:] == (4,)
     ages, sigmas = labels["age_probs"][:, 0], labels["age_probs"][:, 1]
+    assert np.all(labels["age_probs"][:, 2:] == -1)  # years, not age groups: no bounds
     assert np.array_equal(ages, labels["age"][:, 0]) and np.all(weights["age_probs"] == 1)
     appa = ages % 1 == 0.25  # APPA-REAL's apparent ages are 20.25 + i, its std 1.5 + 0.25 i
     assert appa.sum() == count(root, "appa_real", "train") and (~appa).sum() == count(root, "utkface", "train")

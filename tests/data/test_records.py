@@ -310,13 +310,17 @@ def test_detected_builds_skip_or_keep_and_count_images_without_a_face(tmp_path, 
     faces = [{"image": image, "smile": i % 2, "yaw": 0.0, "pitch": 0.0, "roll": 0.0} for i, image in enumerate(bright)]
     native_layouts.write_genki4k(tmp_path / "genki", faces)
 
-    class FakeDetector:  # "finds" a face in the top-left corner of the 6 bright images only
-        def detect(self, rgb):
-            return [Face((0, 0, 30, 30), 0.99)] if rgb.mean() > 120 else []
+    from facenet_mtl.data import faces as face_module
 
-    monkeypatch.setattr(process, "_detector", FakeDetector())
+    landmarks = dict(zip(face_module.LANDMARKS, face_module.TEMPLATE * 30))
+
+    def fake_detect_batch(self, rgbs, **kwargs):  # "finds" a face in the 6 bright images only
+        return [[Face((0, 0, 30, 30), 0.99, landmarks)] if rgb.mean() > 120 else [] for rgb in rgbs]
+
+    monkeypatch.setattr(face_module.FaceDetector, "detect_batch", fake_detect_batch)
     manifest = build_tfrecords("genki4k", tmp_path / "genki", tmp_path / "out", options(no_face=no_face),
                                {"detect": True})
     assert sum(s["count"] for s in manifest["splits"].values()) == kept
     assert manifest["dropped"] == ({"no_face": 4} if no_face == "skip" else {})
-    assert manifest["notes"] == ({} if no_face == "skip" else {"no_face_kept_whole": 4})
+    aligned = {"aligned_by_landmarks": 6}
+    assert manifest["notes"] == (aligned if no_face == "skip" else {**aligned, "no_face_kept_whole": 4})

@@ -23,6 +23,7 @@ def _load_all():
     from facenet_mtl.data.readers import (  # noqa: F401
         appa_real,
         celeba,
+        fairface,
         fer2013,
         genki4k,
         imdb_wiki,

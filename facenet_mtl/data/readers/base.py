@@ -6,10 +6,12 @@ from typing import Callable
 
 @dataclass
 class ReadResult:
-    """Records that passed cleaning, and how many were dropped by each rule."""
+    """Records that passed cleaning, how many were dropped by each rule, and the reader's notes
+    for the manifest (e.g. how a split was made when the official one is missing)."""
 
     records: list = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
+    notes: dict = field(default_factory=dict)
 
     def drop(self, reason, n=1):
         self.dropped[reason] += n

@@ -4,15 +4,21 @@
 line per image with each attribute as 1 or -1; `Smiling` gives smile and `Male` gender
 (1 -> 1, -1 -> 0). `list_eval_partition.txt` gives the official split, 0 train, 1 valid,
 2 test. The Kaggle copy's csv versions (`list_attr_celeba.csv`, `list_eval_partition.csv`) and
-the official Anno/ Eval/ Img/ folders are found too. The aligned images (178x218) are
-centred on the face, so they are used without detection. Drops: `missing_file`,
-`no_partition` (an image absent from the partition list), `bad_label` (a value not 1 or -1).
+the official Anno/ Eval/ Img/ folders are found too. Without a partition list, the split is
+carved 80/10/10 by a salted hash of the file name, and the manifest's `reader_notes` say so
+(ids 000001-162770 are all in the official train partition, so such a test split is not the
+official one). The aligned images (178x218, or a copy downscaled by two) are centred on the
+eyes with more room than our template, so they are aligned by CelebA's typical landmark layout
+(`FRAMING`); `detect=True` finds each face instead. Rows whose image is not on disk are counted
+(`missing_file`). Drops: `missing_file`, `no_partition` (an image absent from the partition
+list), `bad_label` (a value not 1 or -1).
 """
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.readers import register
 from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
 from facenet_mtl.data.readers.common import existing_path, keep_first, read_csv, read_text
+from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.schema import FaceRecord
 
 LAYOUT = ("the CelebA folder: img_align_celeba/000001.jpg ..., list_attr_celeba.txt and "
@@ -20,6 +26,9 @@ LAYOUT = ("the CelebA folder: img_align_celeba/000001.jpg ..., list_attr_celeba.
           "download, or as the Kaggle copy's .csv files)")
 PARTITIONS = {"0": "train", "1": "valid", "2": "test"}
 ATTRIBUTES = {"Smiling": "smile", "Male": "gender"}
+# Where MTCNN puts the five landmarks in CelebA's aligned crops (fractions of width and height):
+# the mean over 247 of 250 shared faces (`benchmarks/framing.py`), made left-right symmetric.
+FRAMING = ((0.3859, 0.5071), (0.6059, 0.5071), (0.4959, 0.6184), (0.3972, 0.6981), (0.5945, 0.6981))
 CITATION = """\
 @inproceedings{Liu-ICCV-2015,
   author = {Ziwei Liu and Ping Luo and Xiaogang Wang and Xiaoou Tang},
@@ -32,25 +41,33 @@ def read(source_dir, detect=False, limit=None):
     """Read CelebA's smile and gender labels with the official partition."""
     root = existing_path(source_dir, LAYOUT)
     attr_path = _find(root, ("list_attr_celeba.txt", "Anno/list_attr_celeba.txt", "list_attr_celeba.csv"))
-    partition_path = _find(root, ("list_eval_partition.txt", "Eval/list_eval_partition.txt",
-                                  "list_eval_partition.csv"))
+    try:
+        partition_path = _find(root, ("list_eval_partition.txt", "Eval/list_eval_partition.txt",
+                                      "list_eval_partition.csv"))
+    except DataError:
+        partition_path = None
     image_dir = _find(root, ("img_align_celeba/img_align_celeba", "img_align_celeba", "Img/img_align_celeba"),
                       directory=True)
     attributes = _read_attributes(attr_path)
-    partitions = _read_partitions(partition_path)
+    partitions = _read_partitions(partition_path) if partition_path else None
     on_disk = {p.name for p in image_dir.iterdir()}
     result = ReadResult()
+    if partitions is None:
+        result.notes["split"] = ("list_eval_partition.txt not found: train/valid/test carved 80/10/10 by a "
+                                 "salted hash of the file name (not the official partition)")
     for name, values in attributes:
         labels = {field: {"1": 1, "-1": 0}.get(values[attr]) for attr, field in ATTRIBUTES.items()}
         if None in labels.values():
             result.drop("bad_label")
-        elif name not in partitions:
+        elif partitions is not None and name not in partitions:
             result.drop("no_partition")
         elif name not in on_disk:
             result.drop("missing_file")
         else:
+            split = partitions[name] if partitions is not None else hash_split(name)
             result.records.append(FaceRecord(image=str(image_dir / name), source="celeba", file_id=name,
-                                             split=partitions[name], labels=labels, detect=detect))
+                                             split=split, labels=labels, detect=detect,
+                                             framing=None if detect else FRAMING))
         if limit and len(result.records) >= int(limit):
             break
     return keep_first(result, limit)

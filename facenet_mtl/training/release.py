@@ -1,0 +1,279 @@
+"""`make release`: turn a finished run into the model that ships in the package, and measure it.
+
+`publish_release(run_dir, data_root)` copies the run's float32 model into
+`facenet_mtl/weights/` (release.h5 and release.json with its sha256, tasks, labels, figures) and
+writes the model card (`facenet_mtl/weights/MODEL_CARD.md`, linked from the repository root)
+from measurements made here, on the package's own test splits:
+
+- every head on every built dataset's test split (`evaluate_model`), with figures per race,
+  gender and age band (`by=GROUPINGS`) and the emotion confusion matrix;
+- the photo path: UTKFace test chips given to `FacePredictor.predict` as photos (detected and
+  aligned as a user's photo would be) against the same faces scored as dataset crops.
+"""
+import json
+import shutil
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from facenet_mtl.data.schema import EMOTIONS, GENDERS, SMILES
+from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model
+from facenet_mtl.weights import RELEASE_INFO, RELEASE_MODEL, WEIGHTS_DIR, sha256_of
+
+CARD = WEIGHTS_DIR / "MODEL_CARD.md"
+
+
+def photo_path_agreement(model_path, utkface_dir, limit=0):
+    """UTKFace test-split chips as dataset crops vs as photos through the predictor.
+
+    Returns {"n", "found", "crops": {gender_acc, age_mae}, "photos": {...}} over the faces that
+    the detector found (a photo with no face found is counted in n, not in the figures)."""
+    from facenet_mtl.data import images
+    from facenet_mtl.data.readers.utkface import read
+    from facenet_mtl.inference.predictor import FacePredictor
+
+    records = [r for r in read(utkface_dir).records if r.split == "test"]
+    if limit:
+        records = records[:limit]
+    predictor = FacePredictor.from_path(model_path)
+    size = predictor.input_size
+    crops = np.stack([images.square_resize(images.load_rgb(r.image), size) for r in records])
+    as_crops = predictor.predict_faces(crops)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        as_photos = predictor.predict([r.image for r in records])
+    found = [i for i, faces in enumerate(as_photos) if faces]
+
+    def figures(results):
+        ages = np.array([results[k]["age"] for k in range(len(found))])
+        males = np.array([results[k]["gender"]["label"] == "male" for k in range(len(found))])
+        truth_age = np.array([records[i].labels["age"] for i in found])
+        truth_male = np.array([records[i].labels["gender"] == 1 for i in found])
+        return {"gender_acc": float(np.mean(males == truth_male)), "age_mae": float(np.mean(np.abs(ages - truth_age)))}
+
+    return {"n": len(records), "found": len(found),
+            "crops": figures([as_crops[i] for i in found]), "photos": figures([as_photos[i][0] for i in found])}
+
+
+def publish_release(run_dir, data_root, utkface_dir=None, version=None, command=""):
+    """Copy `run_dir`'s model into the package, measure it, write release.json and the model card."""
+    import keras
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    model = keras.models.load_model(run_dir / "model.h5", compile=False)
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = RELEASE_MODEL.with_suffix(".tmp.h5")
+    shutil.copyfile(run_dir / "model.h5", tmp)
+    tmp.replace(RELEASE_MODEL)
+    started = time.time()
+    datasets = sorted(p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file())
+    evaluation = evaluate_model(model, data_root, datasets, "test", by=GROUPINGS)
+    evaluation["seconds"] = round(time.time() - started, 1)
+    photos = photo_path_agreement(RELEASE_MODEL, utkface_dir) if utkface_dir else None
+    manifests = {name: json.loads((Path(data_root) / name / "manifest.json").read_text()) for name in datasets}
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    info = {
+        "version": version or date.today().isoformat(),
+        "trained_on": "real",
+        "description": config.get("description", ""),
+        "run": config.get("name", run_dir.name),
+        "tasks": list(config["model"]["tasks"]),
+        "input_size": int(model.input_shape[1]),
+        "input": "RGB, 0-255, a face aligned to facenet_mtl.data.faces.TEMPLATE (crop_face)",
+        "labels": {"gender": list(GENDERS), "emotion": list(EMOTIONS), "smile": list(SMILES),
+                   "age": "years, the expectation over 101 one-year bins (age_probs)"},
+        "figures": _headline(evaluation, photos),
+        "training": {"datasets": list(config["data"]["datasets"]), "epochs": metrics.get("epochs"),
+                     "train_seconds": metrics.get("train_seconds"),
+                     "counts": {n: {s: v["count"] for s, v in m["splits"].items()} for n, m in manifests.items()}},
+        "command": command,
+        "sha256": sha256_of(RELEASE_MODEL),
+    }
+    RELEASE_INFO.write_text(json.dumps(info, indent=2) + "\n")
+    from facenet_mtl.weights import release_info
+
+    release_info.cache_clear()
+    (WEIGHTS_DIR / "evaluation.json").write_text(json.dumps({"test": evaluation, "photo_path": photos}, indent=2) + "\n")
+    CARD.write_text(model_card(info, evaluation, photos, manifests))
+    return info
+
+
+def _headline(evaluation, photos):
+    by = evaluation["by_dataset"]
+
+    def get(dataset, key):
+        value = by.get(dataset, {}).get(key)
+        return None if value is None else round(float(value), 4)
+
+    figures = {"emotion_acc_fer2013_publictest": get("fer2013", "emotion_acc"),
+               "gender_acc_utkface": get("utkface", "gender_acc"), "age_mae_utkface": get("utkface", "age_mae"),
+               "smile_acc_genki4k": get("genki4k", "smile_acc"), "smile_acc_celeba": get("celeba", "smile_acc"),
+               "gender_acc_fairface": get("fairface", "gender_acc"),
+               "age_group_acc_fairface": get("fairface", "age_group_acc")}
+    races = evaluation.get("by_group", {}).get("fairface", {}).get("race", {})
+    if races:
+        figures["gender_acc_fairface_worst_race"] = round(min(m["gender_acc"] for m in races.values()), 4)
+    if photos:
+        figures["photo_path_utkface"] = {k: round(v, 4) for k, v in photos["photos"].items()}
+    return figures
+
+
+def _pct(value):
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def _group_rows(groups, columns):
+    rows = []
+    for name, m in groups.items():
+        cells = [f"{m[key]:{fmt}}" if key in m else "" for key, fmt in columns]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {m['n']} |")
+    return "\n".join(rows)
+
+
+def model_card(info, evaluation, photos, manifests):
+    """The model card's markdown, every figure from `evaluation` / `photos` (see `publish_release`)."""
+    by = evaluation["by_dataset"]
+    fig = info["figures"]
+    groups = evaluation.get("by_group", {})
+    pct_cols = [("age_mae", ".2f"), ("age_group_acc", ".2%"), ("gender_acc", ".2%")]
+
+    def group_table(dataset, grouping):
+        g = groups.get(dataset, {}).get(grouping, {})
+        if not g:
+            return "(no labels for this grouping)"
+        used = [c for c in pct_cols if any(c[0] in m for m in g.values())]
+        head = "| " + grouping + " | " + " | ".join({"age_mae": "age MAE", "age_group_acc": "age group %",
+                                                    "gender_acc": "gender %"}[k] for k, _ in used) + " | n |"
+        return head + "\n|" + "---|" * (len(used) + 2) + "\n" + _group_rows(g, used)
+
+    confusion = by.get("fer2013", {}).get("emotion_confusion")
+    confusion_md = ""
+    if confusion:
+        confusion_md = "| true \\ predicted | " + " | ".join(EMOTIONS) + " |\n|" + "---|" * (len(EMOTIONS) + 1) + "\n"
+        confusion_md += "\n".join(f"| {EMOTIONS[i]} | " + " | ".join(str(v) for v in row) + " |"
+                                  for i, row in enumerate(confusion))
+    counts = "\n".join(f"| {name} | " + " | ".join(str(m["splits"].get(s, {}).get("count", 0)) for s in ("train", "valid", "test"))
+                       + f" | {', '.join(f'{k}: {v}' for k, v in m.get('notes', {}).items()) or '-'} |"
+                       for name, m in manifests.items())
+    photo_md = "(not measured)"
+    if photos:
+        photo_md = (f"| framing | gender % | age MAE |\n|---|---|---|\n"
+                    f"| dataset crops (the records' framing) | {_pct(photos['crops']['gender_acc'])} | {photos['crops']['age_mae']:.2f} |\n"
+                    f"| photos through `facenet-mtl predict` (detect + align) | {_pct(photos['photos']['gender_acc'])} | {photos['photos']['age_mae']:.2f} |\n\n"
+                    f"{photos['found']} of {photos['n']} UTKFace test chips had a face found as photos; the figures are over those.")
+    return CARD_TEMPLATE.format(
+        version=info["version"], sha=info["sha256"][:16], size=info["input_size"], command=info["command"],
+        emotion=_pct(fig["emotion_acc_fer2013_publictest"]), gender_utk=_pct(fig["gender_acc_utkface"]),
+        age_utk="" if fig["age_mae_utkface"] is None else f"{fig['age_mae_utkface']:.2f}",
+        smile=_pct(fig["smile_acc_genki4k"]), smile_celeba=_pct(fig["smile_acc_celeba"]),
+        gender_ff=_pct(fig["gender_acc_fairface"]), age_group_ff=_pct(fig["age_group_acc_fairface"]),
+        worst_race=_pct(fig.get("gender_acc_fairface_worst_race")),
+        counts=counts, photo=photo_md, confusion=confusion_md,
+        ff_race=group_table("fairface", "race"), ff_gender=group_table("fairface", "gender"),
+        ff_band=group_table("fairface", "age_band"), utk_race=group_table("utkface", "race"),
+        utk_gender=group_table("utkface", "gender"), utk_band=group_table("utkface", "age_band"),
+        seconds=evaluation.get("seconds", ""), epochs=info["training"]["epochs"],
+        train_hours="" if not info["training"]["train_seconds"] else f"{info['training']['train_seconds'] / 3600:.2f}")
+
+
+CARD_TEMPLATE = """# facenet-mtl release model — model card
+
+Version {version} · `facenet_mtl/weights/release.h5` (sha256 `{sha}...`, checked at load) ·
+one Keras 3 model, four heads: age, gender, emotion, smile · input: RGB 0-255, {size}x{size}, a
+face aligned to the package's template (all preprocessing inside; built-in layers only).
+
+This file is written by `make release` from measurements; do not edit its figures by hand.
+
+## What it is for, and not for
+- **For**: research and teaching on face attributes; labelling faces in photos you may
+  process, to study the attributes or the model itself; a baseline to compare with.
+- **Not for**: decisions about people (hiring, policing, access, credit, insurance, medical
+  or legal use), surveillance or identifying anyone, inferring a person's actual feelings,
+  identity or gender identity. Gender here is a binary label as annotated in the datasets, not a
+  person's self-identified gender; emotion is a posed/visible expression category, not an inner
+  state; age is apparent age from one photo.
+
+## Training data and terms
+| dataset | train | valid | test | how faces were framed |
+|---|---|---|---|---|
+{counts}
+
+- **UTKFace** (age, gender; non-commercial research only), **FER2013** Training (emotion;
+  ICML 2013 challenge data, research use), **GENKI-4K** (smile; MPLab, research use only),
+  **CelebA** (smile, gender; non-commercial research only), **FairFace** (age group, gender;
+  CC BY 4.0). Only the copies in the project's shared data were used; the FER2013 PrivateTest
+  images, the other 800 GENKI-4K images and the other 4,676 UTKFace faces were never seen.
+- Several sources are for **non-commercial research only**: weights trained on them inherit
+  those terms as far as the dataset licences reach. Treat the weights as non-commercial,
+  research-only, and cite the datasets (see `datasets/*/README.md`).
+- Splits: FER2013 test = PublicTest (validation carved from Training by a salted hash); UTKFace,
+  GENKI-4K, FairFace and CelebA 80/10/10 by a salted hash of the file name (the shared CelebA
+  images are all in the official train partition, so its test split is not the official one).
+  Model selection used validation splits only.
+
+## How to retrain it
+```
+{command}
+```
+{epochs} epochs of the four-head stage ({train_hours} h of training on a 2-core CPU), after the
+age + gender pretraining; the recipe and every probe behind it are in `experiments/release/` and
+`experiments/real/`.
+
+## Figures (test splits)
+| head | dataset (protocol) | figure |
+|---|---|---|
+| emotion | FER2013 PublicTest, 7 classes | {emotion} % |
+| gender | UTKFace test (hash split) | {gender_utk} % |
+| age | UTKFace test, ages 0-100, MAE | {age_utk} years |
+| smile | GENKI-4K test (hash split) | {smile} % |
+| smile | CelebA test (hash split) | {smile_celeba} % |
+| gender | FairFace faces never trained on (hash split) | {gender_ff} % (worst race group {worst_race} %) |
+| age group | FairFace faces never trained on, 9 groups | {age_group_ff} % |
+
+### Through the photo path (what `facenet-mtl predict` does)
+{photo}
+
+### Per group (`facenet-mtl evaluate --data data_out/release --by race,gender,age_band`, {seconds} s)
+FairFace test faces, by race:
+
+{ff_race}
+
+FairFace by gender:
+
+{ff_gender}
+
+FairFace by age band (a group falls in the band of its midpoint):
+
+{ff_band}
+
+UTKFace test faces, by race (UTKFace's five groups):
+
+{utk_race}
+
+UTKFace by gender:
+
+{utk_gender}
+
+UTKFace by age band:
+
+{utk_band}
+
+### Emotion confusion matrix (FER2013 PublicTest, rows: true label)
+{confusion}
+
+## Known limits
+- Children and the elderly: few training faces below 13 and above 70, and the age band tables
+  above show the error growing there; ages above 100 were not trained (DEX bins stop at 100).
+- Non-frontal faces: the sources are mostly frontal; faces turned more than ~45 degrees are
+  often missed by the detector or mis-framed.
+- Posed vs spontaneous expressions: FER2013 mixes both, from web images; expressions in the
+  wild, subtle ones and disgust (the rarest class) are much less reliable than happy or surprise.
+- Small faces (under ~40 px) are upscaled and lose detail; the model sees {size}x{size} crops.
+- Gender and race groups are as annotated by each dataset's authors; the per-group figures show
+  where the model is weaker, and a group not listed was not measured.
+"""
