@@ -1,7 +1,5 @@
 """FacePredictor: loading saved models, detection on a real face, well-formed results, errors."""
-import glob
 import re
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,8 +11,8 @@ from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.schema import EMOTIONS
 from facenet_mtl.inference.predictor import FacePredictor, NoFaceWarning, annotate, face_label, load_keras_model
 from facenet_mtl.models import build_model
+from tests.photos import face_photo, iou
 
-UTKFACE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "utkface" / "UTKFace"
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +27,8 @@ def model_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory):
     """A real UTKFace face pasted into a 480x640 photo, and where it was pasted."""
-    files = sorted(glob.glob(str(UTKFACE / "*.jpg")))
-    if not files:
-        pytest.skip("needs ../shared/data/utkface")
-    canvas = np.full((480, 640, 3), 90, np.uint8)
-    canvas[100:300, 300:500] = cv2.imread(files[100])
     path = tmp_path_factory.mktemp("photo") / "photo.jpg"
-    cv2.imwrite(str(path), canvas)
-    return path, (300, 100, 500, 300)
+    return path, face_photo(path)
 
 
 def tiny_model(heads, size=24):
@@ -48,13 +40,6 @@ def tiny_model(heads, size=24):
               "emotion": keras.layers.Dense(7, activation="softmax", name="emotion"),
               "smile": keras.layers.Dense(1, activation="sigmoid", name="smile")}
     return keras.Model(image, {name: layers[name](x) for name in heads})
-
-
-def iou(a, b):
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def test_predict_faces_is_well_formed_and_batch_independent(model_path):
@@ -81,6 +66,7 @@ def test_predict_on_photos_boxes_faces_and_warns_on_none(model_path, photo, tmp_
         results = predictor.predict([path, blank])
     assert len(results[0]) == 1 and results[1] == []
     assert iou(results[0][0]["box"], pasted) > 0.5
+    assert 0.9 <= results[0][0]["confidence"] <= 1
     written = predictor.write_annotated([path], results[:1], tmp_path / "out")
     assert written[0].is_file()
     blank_photo = np.zeros((480, 640, 3), np.uint8)
@@ -131,7 +117,7 @@ def test_age_from_bins_and_whole_images_without_detection():
     assert [len(r) for r in results] == [1, 1]
     face = results[0][0]
     assert face["box"] == [0, 0, 40, 50] and 0 <= face["age"] <= 100
-    assert set(face) == {"box", "age", "gender"}
+    assert set(face) == {"box", "confidence", "age", "gender"} and face["confidence"] is None
     assert re.fullmatch(r"\d+y [MF] [01]\.\d\d", face_label(face))
 
 
