@@ -368,6 +368,40 @@ def _write_predictions(predictor, found, fmt, camera, options):
         sys.exit(2)
 
 
+@main.command("serve")
+@click.option("--model", "model_path", type=click.Path(),
+              help="A model (.h5, .keras or SavedModel dir). Default: the model shipped with facenet-mtl.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 answers other machines too.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Larger uploads get HTTP 413.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="Predictions that may run at once.")
+@user_errors
+def serve_cmd(model_path, host, port, max_upload_mb, threads):
+    """Serve the model over HTTP: POST /v1/predict, GET /v1/model, GET /healthz, and a page at /.
+
+    \b
+    Needs the serve extra: pip install 'facenet-mtl[serve]'.
+    Examples:
+      facenet-mtl serve                       # the shipped model on http://127.0.0.1:8000/
+      facenet-mtl serve --model runs/real-mtl/model.h5 --port 8080
+      curl -F image=@photo.jpg http://127.0.0.1:8000/v1/predict
+    """
+    import socket
+
+    from facenet_mtl.serve import serve
+
+    with socket.socket() as probe:  # a clear message now, not a uvicorn log line after the model loads
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise DataError(f"{host}:{port}", f"cannot be listened on ({exc.strerror})",
+                            "give another --port, or stop what is using it") from None
+    serve(model_path, host=host, port=port, max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
+          log=lambda line: click.echo(line, err=True))
+
+
 @main.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_dir", default="runs/report", show_default=True, type=click.Path())

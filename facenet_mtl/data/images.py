@@ -54,6 +54,12 @@ def load_rgb(image_source):
     return _decode(data, name)
 
 
+def decode_bytes(data, name="<bytes>"):
+    """The pixels of an encoded image (JPEG, PNG, ...) as HxWx3 uint8 RGB; CorruptImageError
+    naming `name` when `data` is no image or a truncated one."""
+    return _decode(bytes(data), name)
+
+
 def _read_zip_member(zip_path, member):
     name = f"{zip_path}:{member}"
     key = (os.getpid(), str(zip_path))
