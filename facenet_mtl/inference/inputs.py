@@ -96,9 +96,9 @@ def expand_inputs(args, stdin=None):
 
 
 def _walk(folder):
-    """(path, is_image) for every file under `folder`, sorted, hidden files and folders left out."""
+    """(path, is_image) for every file under `folder` in path order, hidden files and folders left out."""
+    members = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(root) / name, Path(name).suffix.lower() in IMAGE_SUFFIXES
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        members += [Path(root) / name for name in files if not name.startswith(".")]
+    return [(path, path.suffix.lower() in IMAGE_SUFFIXES) for path in sorted(members)]

@@ -8,6 +8,7 @@
 Each image is searched for faces once (`FaceDetector`), every face is cropped the way training
 crops are (`crop_face`), and all the crops of a batch of images go through the model together.
 """
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -297,11 +298,11 @@ def annotate(rgb, faces):
     canvas = np.ascontiguousarray(images.load_rgb(np.asarray(rgb, np.uint8))).copy()
     height, width = canvas.shape[:2]
     font = cv2.FONT_HERSHEY_SIMPLEX
-    unit_px = cv2.getTextSize("0", font, 1.0, 1)[0][1]  # a digit's height at font scale 1
+    unit_px = _digit_height_at_scale_1(font)
     for face in faces:
         x1, y1, x2, y2 = (int(v) for v in face["box"])
         text_px = label_text_px((x1, y1, x2, y2))
-        scale, thickness = text_px / unit_px, max(1, round(text_px / 12))
+        scale, thickness = (text_px + 0.5) / unit_px, max(1, round(text_px / 12))
         cv2.rectangle(canvas, (x1, y1), (x2, y2), BOX_COLOUR, max(2, round(text_px / 6)))
         lines = label_lines(face)
         if not lines:
@@ -323,6 +324,18 @@ def annotate(rgb, faces):
             baseline_y = top + i * line_h + pad + text_px
             cv2.putText(canvas, line, (left + pad, baseline_y), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas
+
+
+@functools.lru_cache(maxsize=None)
+def _digit_height_at_scale_1(font):
+    """How tall a digit is drawn at font scale 1, measured (getTextSize's height includes the
+    font's ascent, not the glyph: a digit drawn at its "12 px" is ~9 px)."""
+    import cv2
+
+    canvas = np.zeros((200, 120), np.uint8)
+    cv2.putText(canvas, "0", (10, 150), font, 4.0, 255, 1, cv2.LINE_AA)
+    rows = np.where((canvas >= 128).any(axis=1))[0]
+    return (rows.max() - rows.min() + 1) / 4.0
 
 
 # --- annotated files --------------------------------------------------------------------------------
