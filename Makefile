@@ -13,7 +13,7 @@ REAL_SET ?=
 export CUDA_VISIBLE_DEVICES ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo demo-data real bench bench-real clean
+.PHONY: venv test demo demo-data real bench bench-real bench-predict clean
 
 venv: $(STAMP)
 $(STAMP): setup.cfg setup.py
@@ -58,6 +58,11 @@ bench: $(STAMP)
 # The real recipe's train img/s and input-vs-model split (needs the records `make real` builds).
 bench-real: $(STAMP)
 	$(BIN)/python benchmarks/bench_real.py --config experiments/real/real-mtl.toml --set data.root=$(REAL)
+
+# predict photos/s over 200 real photos, and the server's latency at 1 and 8 clients (needs $(DATA)).
+bench-predict: $(STAMP)
+	$(BIN)/python benchmarks/bench_predict.py --data $(DATA)
+	$(BIN)/python benchmarks/bench_serve.py --data $(DATA)
 
 clean:
 	rm -rf $(DEMO) runs data_out

@@ -1,5 +1,8 @@
 """The page at / in a real browser (Debian's headless Chromium driven by Selenium): upload a real
-face photo and see a labelled box over the face. The screenshot is saved in the test's output."""
+face photo and see a labelled box over the face. The screenshot is saved in the test's output
+(its path is printed and recorded as the `screenshot` property); FACENET_MTL_SCREENSHOT=PATH also
+copies it there (README's docs/serve-page.png is made so)."""
+import os
 import re
 import shutil
 
@@ -50,6 +53,8 @@ def test_uploading_a_face_photo_shows_a_labelled_box_over_the_face(server, brows
     browser.save_screenshot(str(screenshot))
     record_property("screenshot", str(screenshot))
     print(f"screenshot: {screenshot}")
+    if os.environ.get("FACENET_MTL_SCREENSHOT"):
+        shutil.copyfile(screenshot, os.environ["FACENET_MTL_SCREENSHOT"])
     boxes = browser.find_elements(By.CSS_SELECTOR, ".face-box")
     assert len(boxes) == 1, browser.find_element(By.ID, "status").text
     label = boxes[0].find_element(By.CSS_SELECTOR, ".face-label").text
