@@ -15,7 +15,8 @@ def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 10
 
         from facenet_mtl.serve.app import create_app
     except ImportError as exc:
-        raise DataError("facenet-mtl serve", f"needs the serve extra ({exc.name or exc} is not installed)", INSTALL) from None
+        raise DataError("facenet-mtl serve", f"needs the serve extra ({exc.name or exc} is not installed)",
+                        INSTALL) from None
     from facenet_mtl.inference.predictor import FacePredictor
 
     predictor = FacePredictor.from_path(model_path)

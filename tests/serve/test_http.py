@@ -159,3 +159,14 @@ def test_concurrent_requests_succeed_and_the_event_loop_keeps_answering(server, 
     assert all(result["faces"] == results[0][1]["faces"] for _, result, _ in results)
     status, answered = health.result()
     assert status == 200 and answered < max(done for _, _, done in results)  # not queued behind them
+
+
+def test_serve_on_a_port_in_use_exits_2_before_loading_the_model(server):
+    from click.testing import CliRunner
+
+    from facenet_mtl.cli import main
+
+    port = urllib.parse.urlsplit(server).port
+    result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 2 and f"127.0.0.1:{port}: cannot be listened on" in result.stderr
+    assert "fix: give another --port" in result.stderr and "Traceback" not in result.output
