@@ -13,12 +13,12 @@ REAL_SET ?=
 export CUDA_VISIBLE_DEVICES ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo demo-data real release bench bench-real clean
+.PHONY: venv test demo demo-data real release bench bench-real bench-predict clean
 
 venv: $(STAMP)
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,serve]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -73,6 +73,11 @@ bench: $(STAMP)
 # The real recipe's train img/s and input-vs-model split (needs the records `make real` builds).
 bench-real: $(STAMP)
 	$(BIN)/python benchmarks/bench_real.py --config experiments/real/real-mtl.toml --set data.root=$(REAL)
+
+# predict photos/s over 200 real photos, and the server's latency at 1 and 8 clients (needs $(DATA)).
+bench-predict: $(STAMP)
+	$(BIN)/python benchmarks/bench_predict.py --data $(DATA)
+	$(BIN)/python benchmarks/bench_serve.py --data $(DATA)
 
 clean:
 	rm -rf $(DEMO) runs data_out

@@ -13,10 +13,12 @@ from facenet_mtl.data.schema import TASK_NAMES  # noqa: E402
 __version__ = "0.1.0"
 
 
-def load(path):
-    """Load a saved model (.h5, .keras or SavedModel dir) as a `FacePredictor`.
+def load(path=None):
+    """Load a saved model (.h5, .keras or SavedModel dir) as a `FacePredictor`; no path: the
+    model shipped in the package (`facenet_mtl.weights`).
 
-    `facenet_mtl.load("runs/x/model.h5").predict(images)` labels every face in each image.
+    `facenet_mtl.load().predict("photo.jpg")` labels every face in one image;
+    `facenet_mtl.load("runs/x/model.h5").predict([a, b])` gives one list of faces per image.
     """
     from facenet_mtl.inference.predictor import FacePredictor
 

@@ -317,26 +317,133 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit):
 
 
 @main.command("predict")
-@click.argument("model_path", type=click.Path())
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out_dir", type=click.Path(), help="Write annotated images here.")
+@click.argument("inputs", nargs=-1, type=click.Path())
+@click.option("--model", "model_path", type=click.Path(),
+              help="A model (.h5, .keras or SavedModel dir). Default: the model shipped with facenet-mtl.")
+@click.option("--out", "out_dir", type=click.Path(), help="Write annotated images and videos into this folder.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "json", "csv"]), default="jsonl", show_default=True,
+              help="jsonl: one JSON object per image (or frame) per line; csv: one row per face.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True,
+              help="Images (or frames) detected and sent through the model together.")
+@click.option("--every", type=click.IntRange(1), default=1, show_default=True,
+              help="Videos and camera: predict every Nth frame.")
+@click.option("--max-frames", type=click.IntRange(0), default=0, help="Videos and camera: stop after N frames.")
+@click.option("--camera", type=int, default=None, help="Read camera N (0: the first) until Ctrl-C or --max-frames.")
 @click.option("--no-detect", is_flag=True, help="Each image is already one face crop.")
+@click.option("--progress/--no-progress", default=None, help="A progress bar on stderr (default: for 4+ images).")
 @user_errors
-def predict_cmd(model_path, images, out_dir, no_detect):
-    """Find every face in IMAGES and print age, gender, emotion and smile as JSON.
+def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames, camera, no_detect, progress):
+    """Find every face in INPUTS and print its box, the detector's confidence, age, gender,
+    emotion and smile, one JSON line per image (or video frame), with the model's id.
 
     \b
-    Example:
-      facenet-mtl predict runs/real-mtl/model.h5 photo.jpg --out annotated/
+    INPUTS: image files, folders (walked for images), globs, videos (.mp4 .avi .mov .mkv),
+    or - to read paths from stdin. The old form `predict MODEL IMAGES...` still works.
+    Examples:
+      facenet-mtl predict photo.jpg
+      facenet-mtl predict photos/ 'more/**/*.png' --out annotated/ --format csv > faces.csv
+      facenet-mtl predict clip.mp4 --every 5 --out annotated/
+      find . -name '*.jpg' | facenet-mtl predict - --model runs/real-mtl/model.h5
     """
-    from facenet_mtl.inference.predictor import FacePredictor
+    from facenet_mtl.inference.inputs import MODEL_SUFFIXES, expand_inputs, is_model_path
+    from facenet_mtl.inference.predictor import FacePredictor, check_out_dir
 
-    predictor = FacePredictor.from_path(model_path)
-    results = predictor.predict(list(images), detect=not no_detect)
-    report = [{"image": str(path), "faces": faces} for path, faces in zip(images, results)]
-    click.echo(json.dumps(report, indent=2))
-    if out_dir:
-        predictor.write_annotated(list(images), results, out_dir)
+    inputs = list(inputs)
+    if inputs and is_model_path(inputs[0]):
+        if model_path is not None and Path(inputs[0]).suffix.lower() in MODEL_SUFFIXES:
+            raise DataError(inputs[0], f"is a model, and --model {model_path} names one too",
+                            "give the model once: --model PATH, or as the first argument")
+        if model_path is None:
+            model_path = inputs.pop(0)
+    if not inputs and camera is None:
+        raise DataError("predict", "no images given", "give image files, folders, globs, videos, - (paths on "
+                        "stdin) or --camera N, e.g. facenet-mtl predict photo.jpg")
+    found = expand_inputs(inputs, sys.stdin if "-" in inputs else None)  # bad paths fail before the model loads
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    for folder, count in found.skipped.items():
+        click.echo(f"skipped {count} file(s) in {folder} that are not images", err=True)
+    predictor = FacePredictor.from_path(model_path, batch_size=max(64, batch_size))
+    if predictor.warning:
+        click.echo(f"warning: {predictor.warning}", err=True)
+    options = dict(detect=not no_detect, batch_size=batch_size, out_dir=out_dir, every=every,
+                   max_frames=max_frames, progress=progress)
+    _write_predictions(predictor, found, fmt, camera, options)
+
+
+def _write_predictions(predictor, found, fmt, camera, options):
+    """Stream the records to stdout; errors and a summary to stderr; exit 2 if an image was unreadable."""
+    import time
+
+    from facenet_mtl.inference.batch import predict_inputs
+    from facenet_mtl.inference.records import RecordWriter
+    from facenet_mtl.inference.video import predict_camera
+
+    started = time.time()
+    writer = RecordWriter(sys.stdout, fmt)
+    counts = {"records": 0, "faces": 0, "errors": 0}
+    annotated = set()
+    if camera is not None:
+        camera_out = Path(options["out_dir"]) / f"camera{camera}_annotated.mp4" if options["out_dir"] else None
+        records = predict_camera(predictor, camera, every=options["every"], detect=options["detect"],
+                                 batch_size=1, out_path=camera_out, max_frames=options["max_frames"])
+    else:
+        records = predict_inputs(predictor, found, **options)
+    try:
+        for record in records:
+            writer.write(record)
+            counts["records"] += 1
+            counts["faces"] += len(record["faces"])
+            if "error" in record:
+                counts["errors"] += 1
+                click.echo(f"error: {record['error']}", err=True)
+            if "annotated" in record:
+                annotated.add(record["annotated"])
+    finally:
+        writer.close()
+    seconds = time.time() - started
+    click.echo(f"predicted {counts['records']} image(s)/frame(s), {counts['faces']} face(s), in {seconds:.1f}s "
+               f"({counts['records'] / max(seconds, 1e-9):.1f}/s) with {predictor.model_id}", err=True)
+    if annotated:
+        click.echo(f"annotated output: {len(annotated)} file(s) written under {options['out_dir']}", err=True)
+    if counts["errors"]:
+        click.echo(f"error: {counts['errors']} of {counts['records']} image(s) could not be read (listed above)",
+                   err=True)
+        sys.exit(2)
+
+
+@main.command("serve")
+@click.option("--model", "model_path", type=click.Path(),
+              help="A model (.h5, .keras or SavedModel dir). Default: the model shipped with facenet-mtl.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 answers other machines too.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Larger uploads get HTTP 413.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="Predictions that may run at once.")
+@user_errors
+def serve_cmd(model_path, host, port, max_upload_mb, threads):
+    """Serve the model over HTTP: POST /v1/predict, GET /v1/model, GET /healthz, and a page at /.
+
+    \b
+    Needs the serve extra: pip install 'facenet-mtl[serve]'.
+    Examples:
+      facenet-mtl serve                       # the shipped model on http://127.0.0.1:8000/
+      facenet-mtl serve --model runs/real-mtl/model.h5 --port 8080
+      curl -F image=@photo.jpg http://127.0.0.1:8000/v1/predict
+    """
+    import socket
+
+    from facenet_mtl.serve import serve
+
+    with socket.socket() as probe:  # a clear message now, not a uvicorn log line after the model loads
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise DataError(f"{host}:{port}", f"cannot be listened on ({exc.strerror})",
+                            "give another --port, or stop what is using it") from None
+    serve(model_path, host=host, port=port, max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
+          log=lambda line: click.echo(line, err=True))
 
 
 @main.command("publish-release")

@@ -193,9 +193,10 @@ def test_predict_prints_json_for_a_readable_image(cli, tmp_path, model_path):
     cv2.imwrite(str(photo), np.full((40, 40, 3), 128, np.uint8))
     result = cli("predict", model_path, photo, "--no-detect")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
-    assert report[0]["image"] == str(photo) and len(report[0]["faces"]) == 1
-    assert set(report[0]["faces"][0]) == {"box", "age", "gender", "emotion", "smile"}
+    record, = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["path"] == str(photo) and len(record["faces"]) == 1
+    assert record["model"].startswith("model.keras-") and "warning" not in record
+    assert set(record["faces"][0]) == {"box", "confidence", "age", "gender", "emotion", "smile"}
 
 
 @pytest.mark.parametrize("kind", ["truncated", "not_an_image", "missing"])

@@ -96,6 +96,12 @@ class ImageTooLargeError(CorruptImageError):
         self.reason = "image too large"
 
 
+def decode_bytes(data, name="<bytes>"):
+    """The pixels of an encoded image (JPEG, PNG, ...) as HxWx3 uint8 RGB; CorruptImageError
+    naming `name` when `data` is no image or a truncated one."""
+    return _decode(bytes(data), name)
+
+
 def _read_zip_member(zip_path, member):
     name = f"{zip_path}:{member}"
     key = (os.getpid(), str(zip_path))

@@ -1,9 +1,15 @@
 """`FacePredictor`: a saved model + face detection -> age, gender, emotion and smile per face.
 
-    predictor = facenet_mtl.load("runs/real-mtl/model.h5")
-    for face in predictor.predict(["group.jpg"])[0]:
-        print(face["box"], face["age"], face["emotion"]["label"])
+    predictor = facenet_mtl.load()                 # the shipped model; or load("runs/x/model.h5")
+    for face in predictor.predict("group.jpg"):    # one image -> its faces
+        print(face["box"], face["confidence"], face["age"], face["emotion"]["label"])
+    predictor.predict(["a.jpg", "b.jpg"])          # several -> one list of faces per image
+
+Each image is searched for faces once (`FaceDetector`), every face is cropped the way training
+crops are (`crop_face`), and all the crops of a batch of images go through the model together.
 """
+import functools
+import os
 import warnings
 from pathlib import Path
 
@@ -13,6 +19,7 @@ from facenet_mtl.data import images
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.faces import FaceDetector, crop_face
 from facenet_mtl.data.schema import AGE_BINS, DEFAULT_IMAGE_SIZE, EMOTIONS, GENDERS, SMILES
+from facenet_mtl.inference.model_card import ModelCard, describe
 
 MODEL_SUFFIXES = (".h5", ".keras")
 
@@ -90,25 +97,57 @@ def _compiled_forward(model):
 class FacePredictor:
     """A face model plus the detector and crop that feed it.
 
-    Each face's result holds only the heads the model has:
-    `{"box": [x1, y1, x2, y2], "age": 34.2,
+    Each face's result holds the box, the detector's confidence (None without detection) and
+    only the heads the model has:
+    `{"box": [x1, y1, x2, y2], "confidence": 0.998, "age": 34.2,
       "gender": {"label": "male", "probability": 0.97},      # probability of that label
       "emotion": {"label": "happy", "probabilities": {"angry": 0.01, ...}},  # all 7, sum 1
       "smile": {"label": "smile", "probability": 0.88}}`     # probability of that label
+
+    `card` (a `ModelCard`) names the model in every output: `model_id`, and `warning` when the
+    model was not trained on real faces.
     """
 
-    def __init__(self, model, detector=None, margin=0.4, batch_size=64):
+    def __init__(self, model, detector=None, margin=None, batch_size=64, card=None):
         self.model = model
         size = model.input_shape[1]
         self.input_size = int(size) if size is not None else DEFAULT_IMAGE_SIZE
         self.detector = detector
-        self.margin = margin
+        self.margin = margin  # None: crop_face's own framing (the training crop)
         self.batch_size = batch_size
+        self.card = card or ModelCard(id=getattr(model, "name", "model"), input_size=self.input_size)
+        self.card.input_size = self.input_size
         self._forward = _compiled_forward(model)
 
     @classmethod
-    def from_path(cls, path, **kwargs):
-        return cls(load_keras_model(path), **kwargs)
+    def from_path(cls, path=None, **kwargs):
+        """The model at `path` (.h5, .keras, SavedModel dir); None: the shipped model."""
+        if path is None:
+            from facenet_mtl.weights import release_model_path
+
+            path = release_model_path()
+        model = load_keras_model(path)
+        return cls(model, card=describe(path), **kwargs)
+
+    @property
+    def model_id(self):
+        return self.card.id
+
+    @property
+    def warning(self):
+        return self.card.warning
+
+    def describe(self):
+        """The model card as a dict, with the tasks read from the model's own outputs."""
+        if not self.card.tasks:
+            self.card.tasks = self.tasks()
+        return self.card.as_dict()
+
+    def tasks(self):
+        """The tasks this model's heads predict, in the schema's order (one forward pass of zeros)."""
+        outputs = dict(self._forward(np.zeros((1, self.input_size, self.input_size, 3), np.float32)))
+        heads = {"age" if name == "age_probs" else name for name in outputs}
+        return tuple(name for name in ("age", "gender", "emotion", "smile") if name in heads)
 
     def predict_faces(self, crops):
         """Face crops (N, S, S, 3), RGB 0-255 -> one result dict per face (no box)."""
@@ -124,52 +163,67 @@ class FacePredictor:
         return [_describe({k: v[i] for k, v in outputs.items()}) for i in range(len(crops))]
 
     def predict(self, images_or_paths, detect=True):
-        """For each image (path or RGB array): a list of faces, each {box, age, gender, ...}.
+        """Faces in one image (a path or an RGB array) or, for a list of them, one list per image.
 
+        `predict("x.jpg")` -> [face, ...]; `predict(["a.jpg", b_array])` -> [[face, ...], [...]].
         detect=False treats every image as one face crop (box = the whole image). An image with
         no face gives an empty list and a `NoFaceWarning`; an unreadable file raises DataError
         naming it.
         """
-        crops, owners, boxes = [], [], []
-        for index, item in enumerate(images_or_paths):
-            is_path = isinstance(item, (str, Path))
-            rgb = images.load_rgb(str(item) if is_path else item)
-            if detect:
-                faces = self._detector().detect(rgb)
-                if not faces:
-                    name = item if is_path else f"image {index}"
-                    warnings.warn(f"{name}: no face found", NoFaceWarning, stacklevel=2)
-                for face in faces:
-                    crops.append(crop_face(rgb, face, self.input_size, self.margin))
-                    owners.append(index)
-                    boxes.append([int(v) for v in face.box])
-            else:
-                crops.append(images.square_resize(rgb, self.input_size))
+        single = _is_one_image(images_or_paths)
+        items = [images_or_paths] if single else list(images_or_paths)
+        rgbs = [images.load_rgb(os.fspath(item) if isinstance(item, (str, Path)) else item) for item in items]
+        results = self.predict_arrays(rgbs, detect=detect)
+        for index, (item, faces) in enumerate(zip(items, results)):
+            if not faces:
+                name = item if isinstance(item, (str, Path)) else f"image {index}"
+                warnings.warn(f"{name}: no face found", NoFaceWarning, stacklevel=2)
+        return results[0] if single else results
+
+    def predict_arrays(self, rgbs, detect=True):
+        """Decoded RGB uint8 images -> one list of faces per image, no warnings.
+
+        Detection runs once per image; the crops of all the images go through the model together.
+        """
+        crops, owners, found = [], [], []
+        for index, rgb in enumerate(rgbs):
+            rgb = images.load_rgb(rgb)
+            for face in self.detect(rgb) if detect else [None]:
+                if face is None:
+                    crops.append(images.square_resize(rgb, self.input_size))
+                    found.append(([0, 0, int(rgb.shape[1]), int(rgb.shape[0])], None))
+                else:
+                    crops.append(self._crop(rgb, face))
+                    found.append(([int(v) for v in face.box], round(float(face.score), 4)))
                 owners.append(index)
-                boxes.append([0, 0, int(rgb.shape[1]), int(rgb.shape[0])])
-        results = [[] for _ in images_or_paths]
+        results = [[] for _ in rgbs]
         if crops:
-            for owner, box, described in zip(owners, boxes, self.predict_faces(np.stack(crops))):
-                results[owner].append({"box": box, **described})
+            for owner, (box, score), described in zip(owners, found, self.predict_faces(np.stack(crops))):
+                results[owner].append({"box": box, "confidence": score, **described})
         return results
 
-    def _detector(self):
+    def detect(self, rgb):
+        """The detector's faces in one RGB image (the detector is made on first use)."""
         if self.detector is None:
             self.detector = FaceDetector()
-        return self.detector
+        return self.detector.detect(rgb)
+
+    def _crop(self, rgb, face):
+        if self.margin is None:
+            return crop_face(rgb, face, self.input_size)
+        return crop_face(rgb, face, self.input_size, self.margin)
 
     def write_annotated(self, paths, results, out_dir):
-        import cv2
+        """Annotated copies of `paths` under `out_dir`, one distinct name per input (see
+        `annotated_names`); returns the paths written. `out_dir` must not be a file."""
+        return write_annotated(paths, results, out_dir)
 
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for path, faces in zip(paths, results):
-            rgb = annotate(images.load_rgb(str(path)), faces)
-            target = out_dir / f"{Path(path).stem}_annotated.jpg"
-            cv2.imwrite(str(target), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            written.append(target)
-        return written
+
+def _is_one_image(item):
+    """A path or one decoded image (HxW or HxWxC array), not a collection of them."""
+    if isinstance(item, (str, bytes, os.PathLike)):
+        return True
+    return isinstance(item, np.ndarray) and item.ndim in (2, 3)
 
 
 def _describe(out):
@@ -196,36 +250,143 @@ def _binary(sigmoid, classes):
     return {"label": classes[label], "probability": round(p if label else 1 - p, 4)}
 
 
+# --- drawing --------------------------------------------------------------------------------------
+
+LABEL_MIN_PX = 12  # the smallest label text drawn, in pixels of the output image
+LABEL_MAX_PX = 40
+BOX_COLOUR = (40, 220, 40)
+
+
 def face_label(face):
     """The short text for one face result, e.g. "34y M 0.97 | happy | smile"."""
-    parts, head = [], []
+    return " | ".join(label_lines(face, probabilities=False))
+
+
+def label_lines(face, probabilities=True):
+    """The label as lines, one per head group: ["34y M 0.97", "happy 0.81", "smile 0.88"]."""
+    lines, head = [], []
     if "age" in face:
         head.append(f"{max(face['age'], 0):.0f}y")
     if "gender" in face:
         head.append(f"{face['gender']['label'][0].upper()} {face['gender']['probability']:.2f}")
     if head:
-        parts.append(" ".join(head))
+        lines.append(" ".join(head))
     if "emotion" in face:
-        parts.append(face["emotion"]["label"])
+        label = face["emotion"]["label"]
+        p = face["emotion"].get("probabilities", {}).get(label)
+        lines.append(f"{label} {p:.2f}" if probabilities and p is not None else label)
     if "smile" in face:
-        parts.append(face["smile"]["label"].replace("_", " "))
-    return " | ".join(parts)
+        text = face["smile"]["label"].replace("_", " ")
+        lines.append(f"{text} {face['smile']['probability']:.2f}" if probabilities else text)
+    return lines
+
+
+def label_text_px(box):
+    """Label text height for a face box: a tenth of the box, between 12 and 40 px."""
+    side = max(box[2] - box[0], box[3] - box[1])
+    return int(np.clip(round(0.1 * side), LABEL_MIN_PX, LABEL_MAX_PX))
 
 
 def annotate(rgb, faces):
-    """A copy of `rgb` with each face's box and `face_label` drawn on it."""
+    """A copy of `rgb` with each face's box and its label lines (`label_lines`) drawn on it.
+
+    The text scales with the face box and is never under 12 px tall; the label sits above the
+    box, else below it, else inside its top, and is shifted left to stay inside the image.
+    """
     import cv2
 
-    canvas = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
-    scale = max(0.35, min(canvas.shape[:2]) / 500)
-    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(round(scale)))
+    canvas = np.ascontiguousarray(images.load_rgb(np.asarray(rgb, np.uint8))).copy()
+    height, width = canvas.shape[:2]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    unit_px = _digit_height_at_scale_1(font)
     for face in faces:
         x1, y1, x2, y2 = (int(v) for v in face["box"])
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), (40, 220, 40), max(1, int(2 * scale)))
-        text = face_label(face)
-        (width, height), baseline = cv2.getTextSize(text, font, 0.5 * scale, thickness)
-        label_height = height + baseline + 2
-        top = y1 - label_height if y1 >= label_height else y2 + 1  # above the box, else below it
-        cv2.rectangle(canvas, (x1, top), (x1 + width + 2, top + label_height), (40, 220, 40), -1)
-        cv2.putText(canvas, text, (x1 + 1, top + height + 1), font, 0.5 * scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        text_px = label_text_px((x1, y1, x2, y2))
+        scale, thickness = (text_px + 0.5) / unit_px, max(1, round(text_px / 12))
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), BOX_COLOUR, max(2, round(text_px / 6)))
+        lines = label_lines(face)
+        if not lines:
+            continue
+        sizes = [cv2.getTextSize(line, font, scale, thickness) for line in lines]
+        pad = max(2, text_px // 4)
+        line_h = text_px + 2 * pad
+        block_w = max(w for (w, _), _ in sizes) + 2 * pad
+        block_h = line_h * len(lines)
+        if y1 >= block_h:
+            top = y1 - block_h
+        elif y2 + block_h <= height:
+            top = y2
+        else:
+            top = max(0, y1)
+        left = max(0, min(x1, width - block_w))
+        cv2.rectangle(canvas, (left, top), (left + block_w, top + block_h), BOX_COLOUR, -1)
+        for i, line in enumerate(lines):
+            baseline_y = top + i * line_h + pad + text_px
+            cv2.putText(canvas, line, (left + pad, baseline_y), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas
+
+
+@functools.lru_cache(maxsize=None)
+def _digit_height_at_scale_1(font):
+    """How tall a digit is drawn at font scale 1, measured (getTextSize's height includes the
+    font's ascent, not the glyph: a digit drawn at its "12 px" is ~9 px)."""
+    import cv2
+
+    canvas = np.zeros((200, 120), np.uint8)
+    cv2.putText(canvas, "0", (10, 150), font, 4.0, 255, 1, cv2.LINE_AA)
+    rows = np.where((canvas >= 128).any(axis=1))[0]
+    return (rows.max() - rows.min() + 1) / 4.0
+
+
+# --- annotated files --------------------------------------------------------------------------------
+
+def annotated_names(paths):
+    """Distinct relative output names for input paths: `<stem>_annotated.jpg` under the inputs'
+    relative folders (mirroring them below their common parent), with the source suffix added
+    (`face_png_annotated.jpg`), then a number, where two would still collide."""
+    resolved = [Path(os.path.abspath(p)) for p in paths]
+    if not resolved:
+        return []
+    common = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+    names, taken = [], set()
+    for path in resolved:
+        folder = path.parent.relative_to(common)
+        candidates = [f"{path.stem}_annotated.jpg", f"{path.stem}_{path.suffix.lstrip('.')}_annotated.jpg"]
+        candidates += [f"{path.stem}_{path.suffix.lstrip('.')}_{n}_annotated.jpg" for n in range(2, len(paths) + 2)]
+        name = next(folder / c for c in candidates if str(folder / c).lower() not in taken)
+        taken.add(str(name).lower())
+        names.append(name)
+    return names
+
+
+def check_out_dir(out_dir):
+    """`out_dir` as a Path, or DataError when it exists and is not a directory."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(out_dir, "exists and is a file, not a folder for the annotated output",
+                        "give a folder (new or existing) to --out, or move the file away")
+    return out_dir
+
+
+def write_annotated(paths, results, out_dir, names=None):
+    """Annotated copies of image `paths` (their `results` drawn) under `out_dir`; the paths
+    written, one per input, never two inputs on one file (`annotated_names`)."""
+    out_dir = check_out_dir(out_dir)
+    names = names if names is not None else annotated_names(paths)
+    return [save_annotated(images.load_rgb(os.fspath(path)), faces, out_dir / name)
+            for path, faces, name in zip(paths, results, names)]
+
+
+def save_annotated(rgb, faces, target):
+    """`annotate(rgb, faces)` written to `target` (its folder made); returns `target`."""
+    import cv2
+
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(target.parent, f"cannot be made as a folder ({exc.strerror})",
+                        "give --out a folder path that can be created") from None
+    if not cv2.imwrite(str(target), cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR)):
+        raise DataError(target, "could not be written", "check that the --out folder is writable")
+    return target

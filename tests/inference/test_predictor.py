@@ -1,7 +1,5 @@
 """FacePredictor: loading saved models, detection on a real face, well-formed results, errors."""
-import glob
 import re
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,8 +11,8 @@ from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.schema import EMOTIONS
 from facenet_mtl.inference.predictor import FacePredictor, NoFaceWarning, annotate, face_label, load_keras_model
 from facenet_mtl.models import build_model
+from tests.photos import face_photo, iou
 
-UTKFACE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "utkface" / "UTKFace"
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +27,8 @@ def model_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory):
     """A real UTKFace face pasted into a 480x640 photo, and where it was pasted."""
-    files = sorted(glob.glob(str(UTKFACE / "*.jpg")))
-    if not files:
-        pytest.skip("needs ../shared/data/utkface")
-    canvas = np.full((480, 640, 3), 90, np.uint8)
-    canvas[100:300, 300:500] = cv2.imread(files[100])
     path = tmp_path_factory.mktemp("photo") / "photo.jpg"
-    cv2.imwrite(str(path), canvas)
-    return path, (300, 100, 500, 300)
+    return path, face_photo(path)
 
 
 def tiny_model(heads, size=24):
@@ -48,13 +40,6 @@ def tiny_model(heads, size=24):
               "emotion": keras.layers.Dense(7, activation="softmax", name="emotion"),
               "smile": keras.layers.Dense(1, activation="sigmoid", name="smile")}
     return keras.Model(image, {name: layers[name](x) for name in heads})
-
-
-def iou(a, b):
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def test_predict_faces_is_well_formed_and_batch_independent(model_path):
@@ -81,6 +66,7 @@ def test_predict_on_photos_boxes_faces_and_warns_on_none(model_path, photo, tmp_
         results = predictor.predict([path, blank])
     assert len(results[0]) == 1 and results[1] == []
     assert iou(results[0][0]["box"], pasted) > 0.5
+    assert 0.9 <= results[0][0]["confidence"] <= 1
     written = predictor.write_annotated([path], results[:1], tmp_path / "out")
     assert written[0].is_file()
     blank_photo = np.zeros((480, 640, 3), np.uint8)
@@ -131,7 +117,7 @@ def test_age_from_bins_and_whole_images_without_detection():
     assert [len(r) for r in results] == [1, 1]
     face = results[0][0]
     assert face["box"] == [0, 0, 40, 50] and 0 <= face["age"] <= 100
-    assert set(face) == {"box", "age", "gender"}
+    assert set(face) == {"box", "confidence", "age", "gender"} and face["confidence"] is None
     assert re.fullmatch(r"\d+y [MF] [01]\.\d\d", face_label(face))
 
 
@@ -145,3 +131,109 @@ def test_a_directory_that_is_not_a_saved_model_says_what_it_holds(tmp_path):
     (tmp_path / "model.h5").write_bytes(b"")
     with pytest.raises(DataError, match=r"without saved_model.pb \(it holds: model.h5\)"):
         FacePredictor.from_path(tmp_path)
+
+
+# --- one image or many, detection once, batching, the shipped model --------------------------------
+
+class CountingDetector:
+    """Two faces in every image (boxes from its size), and a count of the calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, rgb):
+        from facenet_mtl.data.faces import Face
+
+        self.calls += 1
+        h, w = rgb.shape[:2]
+        return [Face((0, 0, w // 2, h // 2), 0.99), Face((w // 2, h // 2, w, h), 0.91)]
+
+
+def test_a_single_path_or_array_means_one_image(tmp_path):
+    predictor = FacePredictor(tiny_model(("gender",)))
+    path = tmp_path / "x.jpg"
+    cv2.imwrite(str(path), np.full((30, 20, 3), 100, np.uint8))
+    for one in (str(path), path, np.full((30, 20, 3), 100, np.uint8)):
+        faces = predictor.predict(one, detect=False)
+        assert len(faces) == 1 and faces[0]["box"] == [0, 0, 20, 30], type(one)
+    many = predictor.predict([str(path), path], detect=False)
+    assert [len(faces) for faces in many] == [1, 1] and many[0] == many[1]
+
+
+def test_detection_runs_once_per_image_and_all_crops_go_through_the_model_together():
+    detector = CountingDetector()
+    predictor = FacePredictor(tiny_model(("emotion", "smile")), detector=detector)
+    forward, passes = predictor._forward, []
+    predictor._forward = lambda x: passes.append(len(x)) or forward(x)
+    rgbs = [np.random.default_rng(i).integers(0, 255, (40 + i, 60, 3), dtype=np.uint8) for i in range(3)]
+    results = predictor.predict_arrays(rgbs)
+    assert detector.calls == 3 and passes == [6]
+    assert [[f["confidence"] for f in faces] for faces in results] == [[0.99, 0.91]] * 3
+    assert results[2][1]["box"] == [30, 21, 60, 42]
+
+
+def test_labels_are_at_least_12_px_tall_on_a_small_photo_and_stay_inside_it():
+    grey = np.full((192, 178, 3), 128, np.uint8)  # a GENKI-4K-sized photo, a 90-px face
+    one_line = annotate(grey, [{"box": [50, 60, 140, 150], "age": 31.0}])
+    text = (one_line < 60).all(axis=2)  # the black text; the box is green, the photo grey
+    columns = np.where(text.any(axis=0))[0]
+    digits = text[:, columns.min():columns.min() + (columns.max() - columns.min()) * 3 // 5]  # "31" of "31y"
+    rows = np.where(digits.any(axis=1))[0]
+    assert rows.max() - rows.min() + 1 >= 12
+    face = {"box": [100, 20, 170, 90], "age": 31.0, "gender": {"label": "female", "probability": 0.93},
+            "emotion": {"label": "surprise", "probabilities": {"surprise": 0.61}},
+            "smile": {"label": "no_smile", "probability": 0.72}}
+    drawn = annotate(grey, [face])
+    text = (drawn < 60).all(axis=2)
+    columns = np.where(text.any(axis=0))[0]
+    assert columns.max() < 178 - 1 and columns.min() > 0  # shifted left, not cut at the edge
+    rows = np.where(text.any(axis=1))[0]
+    assert rows.max() - rows.min() + 1 >= 3 * 12  # three lines: age+gender, emotion, smile
+    big = np.full((1600, 2000, 3), 128, np.uint8)
+    big_rows = np.where((annotate(big, [{"box": [500, 400, 1300, 1200], "age": 31.0}]) < 60).all(axis=2).any(axis=1))[0]
+    assert big_rows.max() - big_rows.min() > 2.5 * (rows.max() - rows.min()) / 3  # scales with the face
+
+
+def test_annotated_output_refuses_a_file_and_keeps_same_stem_inputs_apart(tmp_path):
+    for folder, suffix in (("a", ".jpg"), ("b", ".png")):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / f"face{suffix}"), np.full((20, 20, 3), 50 * len(folder), np.uint8))
+    paths = [tmp_path / "a" / "face.jpg", tmp_path / "b" / "face.png"]
+    faces = [[{"box": [2, 2, 18, 18], "age": 20.0}]] * 2
+    written = FacePredictor(tiny_model(("gender",))).write_annotated(paths, faces, tmp_path / "out")
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == ["a/face_annotated.jpg",
+                                                                             "b/face_annotated.jpg"]
+    assert all(p.is_file() for p in written)
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(DataError, match="taken: exists and is a file"):
+        FacePredictor(tiny_model(("gender",))).write_annotated(paths, faces, tmp_path / "taken")
+
+
+def test_load_without_a_path_is_the_shipped_model_and_says_what_it_is():
+    import facenet_mtl
+    from facenet_mtl import weights
+
+    predictor = facenet_mtl.load()
+    info = weights.release_info()
+    assert predictor.model_id == weights.model_id(info) and predictor.input_size == info["input_size"]
+    assert (predictor.warning is None) == (info["trained_on"] == "real")
+    card = predictor.describe()
+    assert card["tasks"] == list(info["tasks"]) and card["version"] == info["version"]
+    faces = predictor.predict(np.full((80, 80, 3), 120, np.uint8), detect=False)
+    assert len(faces) == 1 and set(faces[0]) == {"box", "confidence", *info["tasks"]}  # values: not asserted
+
+
+def test_a_users_model_is_named_by_file_and_digest_and_demo_runs_are_flagged(tmp_path):
+    import json as json_module
+
+    from facenet_mtl import weights
+
+    run = tmp_path / "demo-mtl"
+    run.mkdir()
+    tiny_model(("smile",)).save(run / "model.keras")
+    predictor = FacePredictor.from_path(run / "model.keras")
+    assert predictor.model_id == "model.keras-" + weights.sha256_of(run / "model.keras")[:8]
+    assert predictor.warning is None
+    (run / "config.json").write_text(json_module.dumps({"name": "demo-mtl", "data": {"root": "demo_data/records"}}))
+    flagged = FacePredictor.from_path(run / "model.keras")
+    assert flagged.model_id.startswith("demo-mtl/model.keras-") and "generated demo faces" in flagged.warning

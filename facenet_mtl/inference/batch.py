@@ -1,0 +1,79 @@
+"""Predict over many image files: decoded ahead in a thread, detected once each, batched through
+the model, annotated from the pixels already decoded, one record per image in input order.
+
+    for record in predict_files(facenet_mtl.load(), paths, out_dir="annotated/"):
+        print(record["path"], len(record["faces"]))
+"""
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from facenet_mtl.data import images
+from facenet_mtl.data.errors import DataError
+from facenet_mtl.inference.predictor import annotated_names, check_out_dir, save_annotated
+from facenet_mtl.inference.records import make_record
+
+PROGRESS_FROM = 4  # a progress bar only for more images than a glance takes
+
+
+def predict_files(predictor, paths, detect=True, batch_size=16, out_dir=None, progress=None):
+    """Yield one record per image path (see `records.make_record`); an unreadable image gives a
+    record with `error` (the message names the file and the fix) and the others go on.
+
+    `batch_size` images are decoded, detected and sent through the model together; `out_dir`
+    gets an annotated copy of each (names from `annotated_names`); `progress` (None: only for
+    more than a few images) shows a bar on stderr.
+    """
+    from tqdm import tqdm
+
+    paths = list(paths)
+    targets = annotated_names(paths) if out_dir is not None else [None] * len(paths)
+    out_dir = check_out_dir(out_dir) if out_dir is not None else None
+    chunks = [list(range(start, min(start + batch_size, len(paths)))) for start in range(0, len(paths), batch_size)]
+    show = len(paths) >= PROGRESS_FROM if progress is None else progress
+    with ThreadPoolExecutor(1) as reader, tqdm(total=len(paths), unit="img", file=sys.stderr,
+                                               disable=not show, dynamic_ncols=True) as bar:
+        upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[0]]) if chunks else None
+        for number, chunk in enumerate(chunks):
+            decoded = upcoming.result()
+            if number + 1 < len(chunks):
+                upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[number + 1]])
+            readable = [(i, rgb) for i, rgb in zip(chunk, decoded) if not isinstance(rgb, DataError)]
+            results = dict(zip((i for i, _ in readable), predictor.predict_arrays([rgb for _, rgb in readable],
+                                                                                   detect=detect)))
+            for i, rgb in zip(chunk, decoded):
+                if isinstance(rgb, DataError):
+                    yield make_record(predictor.card, paths[i], [], error=str(rgb))
+                    continue
+                written = save_annotated(rgb, results[i], out_dir / targets[i]) if out_dir is not None else None
+                yield make_record(predictor.card, paths[i], results[i], annotated=written and str(written))
+            bar.update(len(chunk))
+
+
+def _decode_all(paths):
+    """Each path's RGB pixels, or the DataError that says why it cannot be read."""
+    decoded = []
+    for path in paths:
+        try:
+            decoded.append(images.load_rgb(os.fspath(path)))
+        except DataError as exc:
+            decoded.append(exc)
+    return decoded
+
+
+def predict_inputs(predictor, inputs, detect=True, batch_size=16, out_dir=None, every=1, max_frames=0,
+                   progress=None):
+    """Records for every image of `inputs` (an `inputs.Inputs`), then every sampled frame of each
+    of its videos; `out_dir` gets the annotated images and `<stem>_annotated.mp4` videos."""
+    from facenet_mtl.inference.video import predict_video
+
+    yield from predict_files(predictor, inputs.images, detect=detect, batch_size=batch_size, out_dir=out_dir,
+                             progress=progress)
+    video_targets = annotated_names(inputs.videos)
+    for video, target in zip(inputs.videos, video_targets):
+        out_path = check_out_dir(out_dir) / target.with_suffix(".mp4") if out_dir is not None else None
+        for record in predict_video(predictor, video, every=every, detect=detect, batch_size=batch_size,
+                                    out_path=out_path, max_frames=max_frames, progress=progress):
+            if out_path is not None:
+                record["annotated"] = str(out_path)
+            yield record

@@ -1,0 +1,104 @@
+"""What `predict` was asked to read: files, folders (walked), globs and `-` (paths on stdin).
+
+>>> is_model_path("runs/x/model.h5"), is_model_path("photo.jpg")
+(True, False)
+"""
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facenet_mtl.data.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+MODEL_SUFFIXES = (".h5", ".keras")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class Inputs:
+    """The images and videos to predict on, in the order given, and what folders held besides."""
+
+    images: list = field(default_factory=list)
+    videos: list = field(default_factory=list)
+    skipped: dict = field(default_factory=dict)  # folder -> files in it that are neither image nor video
+
+    def __len__(self):
+        return len(self.images) + len(self.videos)
+
+
+def is_model_path(arg):
+    """A `.h5` / `.keras` name or a SavedModel directory: the old `predict MODEL IMAGES...` form."""
+    path = Path(arg)
+    return path.suffix.lower() in MODEL_SUFFIXES or (path.is_dir() and (path / "saved_model.pb").is_file())
+
+
+def expand_inputs(args, stdin=None):
+    """Each argument: an image or video file, a folder (walked recursively for images; other files
+    counted in `skipped`), a glob (`photos/**/*.jpg`), or `-` for one path per line on `stdin`.
+
+    An argument that is none of these raises DataError naming it; so does a folder or glob with
+    no image in it. A file named twice is read once.
+    """
+    found = Inputs()
+    seen = set()
+
+    def add(path, listed_by_name):
+        key = os.path.abspath(path)
+        if key in seen:
+            return
+        suffix = path.suffix.lower()
+        if suffix in VIDEO_SUFFIXES and listed_by_name:
+            found.videos.append(path)
+        elif suffix in IMAGE_SUFFIXES or listed_by_name:  # a file named by the user is tried as an image
+            found.images.append(path)
+        else:
+            return
+        seen.add(key)
+
+    for arg in args:
+        arg = str(arg)
+        if arg == "-":
+            if stdin is None:
+                raise DataError("-", "means paths on standard input, but there is none", "pipe a list of paths in")
+            listed = expand_inputs([line.strip() for line in stdin.read().splitlines() if line.strip()])
+            for path in listed.images + listed.videos:
+                add(path, True)
+            for folder, count in listed.skipped.items():
+                found.skipped[folder] = found.skipped.get(folder, 0) + count
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            members = list(_walk(path))
+            for member, is_image in members:
+                if is_image:
+                    add(member, False)
+                else:
+                    found.skipped[str(path)] = found.skipped.get(str(path), 0) + 1
+            if not any(is_image for _, is_image in members):
+                raise DataError(path, f"is a folder with no image in it (looked for {', '.join(IMAGE_SUFFIXES)})",
+                                "give a folder of photos, or the image files themselves")
+        elif path.exists() or not (_GLOB_CHARS & set(arg)):
+            if not path.exists():
+                raise DataError(path, "no such file or folder", "check the path (a glob needs quotes: 'photos/*.jpg')")
+            add(path, True)
+        else:
+            matches = sorted(glob.glob(arg, recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            kept = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+            if not kept:
+                raise DataError(arg, f"the pattern matches no image or video ({len(matches)} other paths)",
+                                "check the pattern, e.g. 'photos/**/*.jpg'")
+            for member in kept:
+                add(member, True)
+    return found
+
+
+def _walk(folder):
+    """(path, is_image) for every file under `folder` in path order, hidden files and folders left out."""
+    members = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        members += [Path(root) / name for name in files if not name.startswith(".")]
+    return [(path, path.suffix.lower() in IMAGE_SUFFIXES) for path in sorted(members)]

@@ -1,0 +1,99 @@
+"""What every prediction says about the model behind it: an id, and a warning when it is no real model.
+
+The shipped model (`facenet_mtl.weights`) is described by its `release.json`; any other model by
+its file: `<run>/<file>-<sha256[:8]>` as its id, and "demo" when the run's `config.json` says it
+was trained on the generated demo faces. A model that was not trained on real faces carries a
+`warning`, printed by `predict` and `serve`, so nobody mistakes its outputs for a real model's.
+
+>>> card = ModelCard(id="m.h5-0123abcd", trained_on="demo")
+>>> card.warning.startswith("model m.h5-0123abcd was trained on generated demo faces")
+True
+"""
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from facenet_mtl import weights
+from facenet_mtl.data.schema import TASKS
+
+WARNINGS = {
+    "untrained": "is an UNTRAINED placeholder: its predictions are random, not estimates",
+    "demo": "was trained on generated demo faces, not real photos: its predictions mean nothing on real faces",
+}
+
+
+@dataclass
+class ModelCard:
+    """The facts `GET /v1/model` and every prediction record report about a model."""
+
+    id: str
+    trained_on: str = "unknown"  # "real", "demo", "untrained" or "unknown" (a model of your own)
+    version: str = ""
+    description: str = ""
+    input_size: int = 0
+    tasks: tuple = ()
+    figures: dict = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def warning(self):
+        problem = WARNINGS.get(self.trained_on)
+        return f"model {self.id} {problem}" if problem else None
+
+    def as_dict(self):
+        """JSON-ready: the fields, each task's label names, and the warning when there is one."""
+        card = asdict(self)
+        card["tasks"] = list(self.tasks)
+        card["labels"] = {name: list(TASKS[name].classes) for name in self.tasks if TASKS[name].classes}
+        if self.warning:
+            card["warning"] = self.warning
+        return card
+
+
+def describe(path):
+    """The card of the model at `path` (the shipped model is recognised by its location)."""
+    path = Path(path)
+    if path.resolve() == weights.RELEASE_MODEL.resolve():
+        info = weights.release_info()
+        return ModelCard(id=weights.model_id(info), trained_on=info.get("trained_on", "unknown"),
+                         version=str(info.get("version", "")), description=info.get("description", ""),
+                         input_size=int(info.get("input_size", 0)), tasks=tuple(info.get("tasks", ())),
+                         figures=dict(info.get("figures", {})), path=str(path))
+    run_dir = path.parent
+    name = f"{run_dir.name}/{path.name}" if (run_dir / "config.json").is_file() else path.name
+    return ModelCard(id=f"{name}-{_content_digest(path)[:8]}", trained_on=_trained_on(run_dir),
+                     figures=_test_figures(run_dir), path=str(path))
+
+
+def _content_digest(path):
+    """sha256 of a model file, or of every file of a SavedModel directory (names included)."""
+    if path.is_file():
+        return weights.sha256_of(path)
+    digest = hashlib.sha256()
+    for member in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(member.relative_to(path)).encode())
+        digest.update(weights.sha256_of(member).encode())
+    return digest.hexdigest()
+
+
+def _trained_on(run_dir):
+    """"demo" when the run's resolved config reads the demo records, else "unknown"."""
+    config = _read_json(run_dir / "config.json")
+    root = str((config.get("data") or {}).get("root", ""))
+    name = str(config.get("name", ""))
+    return "demo" if "demo" in root or name.startswith("demo") else "unknown"
+
+
+def _test_figures(run_dir):
+    """The run's overall test metrics (metrics.json's `splits.test.overall`), if it was evaluated."""
+    overall = ((_read_json(run_dir / "metrics.json").get("splits") or {}).get("test") or {}).get("overall") or {}
+    return {k: v for k, v in overall.items() if isinstance(v, (int, float))}
+
+
+def _read_json(path):
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,82 @@
+"""Prediction records (one per image or video frame) and the three ways `predict` prints them.
+
+A record: `{"path", ["frame", "time_s",] "model", "faces": [...], ["note"], ["annotated"],
+["warning"], ["error"]}`: `faces` as `FacePredictor` gives them, `note` when no face was found,
+`annotated` the file `--out` wrote, `warning` when the model was not trained on real faces,
+`error` for an image that could not be read (its `faces` is then empty).
+"""
+import csv
+import json
+
+from facenet_mtl.data.schema import EMOTIONS
+
+NO_FACE_NOTE = "no face found"
+FORMATS = ("jsonl", "json", "csv")
+
+
+def make_record(card, path, faces, **extra):
+    """The record for one image or frame; `extra` (frame, time_s, annotated, error) in between."""
+    record = {"path": str(path)}
+    record.update({k: extra.pop(k) for k in ("frame", "time_s") if k in extra})
+    record["model"] = card.id
+    record["faces"] = faces
+    if not faces and "error" not in extra:
+        record["note"] = NO_FACE_NOTE
+    record.update({k: v for k, v in extra.items() if v is not None})
+    if card.warning:
+        record["warning"] = card.warning
+    return record
+
+
+CSV_COLUMNS = (["path", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "confidence", "age", "gender",
+                "gender_probability", "emotion"] + [f"emotion_{name}" for name in EMOTIONS]
+               + ["smile", "smile_probability", "model", "annotated", "note", "warning", "error"])
+
+
+def csv_rows(record):
+    """One row per face (a record without faces still gets one row, its face fields empty)."""
+    common = {k: record.get(k, "") for k in ("path", "frame", "time_s", "model", "annotated", "note",
+                                                "warning", "error")}
+    if not record["faces"]:
+        return [common]
+    rows = []
+    for index, face in enumerate(record["faces"]):
+        row = dict(common, face=index, confidence=face.get("confidence"), age=face.get("age", ""))
+        row.update(zip(("x1", "y1", "x2", "y2"), face["box"]))
+        for head in ("gender", "smile"):
+            if head in face:
+                row[head], row[f"{head}_probability"] = face[head]["label"], face[head]["probability"]
+        if "emotion" in face:
+            row["emotion"] = face["emotion"]["label"]
+            row.update({f"emotion_{k}": v for k, v in face["emotion"]["probabilities"].items()})
+        rows.append(row)
+    return rows
+
+
+class RecordWriter:
+    """Streams records to `stream`: JSON lines (flushed each), one JSON array, or CSV rows."""
+
+    def __init__(self, stream, fmt="jsonl"):
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+        self.stream, self.fmt, self.count = stream, fmt, 0
+        self._csv = csv.DictWriter(stream, CSV_COLUMNS, restval="", extrasaction="ignore") if fmt == "csv" else None
+        if self._csv:
+            self._csv.writeheader()
+        elif fmt == "json":
+            stream.write("[")
+
+    def write(self, record):
+        if self.fmt == "jsonl":
+            self.stream.write(json.dumps(record) + "\n")
+        elif self.fmt == "json":
+            self.stream.write(("," if self.count else "") + "\n" + json.dumps(record, indent=2))
+        else:
+            self._csv.writerows(csv_rows(record))
+        self.count += 1
+        self.stream.flush()
+
+    def close(self):
+        if self.fmt == "json":
+            self.stream.write("\n]\n" if self.count else "]\n")
+        self.stream.flush()

@@ -1,0 +1,119 @@
+"""Predict on a video file or a camera, frame by frame (OpenCV): one record per sampled frame.
+
+    for record in predict_video(facenet_mtl.load(), "clip.mp4", every=5, out_path="clip_annotated.mp4"):
+        print(record["frame"], record["time_s"], len(record["faces"]))
+
+Every `every`-th frame (0, N, 2N, ...) is predicted; the annotated video keeps every frame, each
+drawn with the faces of the last predicted frame, at the source's frame rate. A camera is the
+same loop over `cv2.VideoCapture(index)` (`predict_camera`).
+"""
+from pathlib import Path
+
+import cv2
+
+from facenet_mtl.data.errors import DataError
+from facenet_mtl.inference.predictor import annotate
+from facenet_mtl.inference.records import make_record
+
+DEFAULT_FPS = 25.0  # when a container does not say (and for cameras that report 0)
+
+
+def annotated_video_path(video, out_dir):
+    """`<out_dir>/<stem>_annotated.mp4` for a video file."""
+    return Path(out_dir) / f"{Path(video).stem}_annotated.mp4"
+
+
+def predict_video(predictor, source, every=1, detect=True, batch_size=16, out_path=None, max_frames=0,
+                  name=None, progress=None):
+    """Yield one record per sampled frame of `source` (a video path, or an opened VideoCapture):
+    `{"path", "frame", "time_s", "model", "faces", ...}`. `max_frames` > 0 stops after that many
+    frames read; `out_path` gets the annotated video (mp4)."""
+    from tqdm import tqdm
+
+    capture = source if isinstance(source, cv2.VideoCapture) else _open_video(source)
+    name = str(name if name is not None else source)
+    fps = capture.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    if max_frames:
+        total = min(total, max_frames) if total > 0 else max_frames
+    writer, last_faces, pending = None, [], []
+    show = progress if progress is not None else total > 0
+    bar = tqdm(total=total or None, unit="frame", desc=Path(name).name, disable=not show, dynamic_ncols=True)
+    try:
+        index = 0
+        while not max_frames or index < max_frames:
+            sampled = index % every == 0
+            if not sampled and out_path is None:
+                if not capture.grab():  # skip without decoding
+                    break
+                index += 1
+                bar.update(1)
+                continue
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            if out_path is not None and writer is None:
+                writer = _open_writer(out_path, fps, bgr.shape)
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if sampled:
+                pending.append((index, rgb))
+            if pending and (len(pending) >= batch_size or not sampled):  # frames go out in order
+                last_faces = yield from _flush(predictor, pending, detect, fps, name, writer)
+                pending = []
+            if not sampled:
+                writer.write(cv2.cvtColor(annotate(rgb, last_faces), cv2.COLOR_RGB2BGR))
+            index += 1
+            bar.update(1)
+        if pending:
+            yield from _flush(predictor, pending, detect, fps, name, writer)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.release()
+        if capture is not source:
+            capture.release()
+
+
+def _flush(predictor, pending, detect, fps, name, writer):
+    """Predict the pending frames together, write them (annotated) and yield their records;
+    returns the last frame's faces, drawn on the frames until the next prediction."""
+    results = predictor.predict_arrays([rgb for _, rgb in pending], detect=detect)
+    for (index, rgb), faces in zip(pending, results):
+        if writer is not None:
+            writer.write(cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
+        yield make_record(predictor.card, name, faces, frame=index, time_s=round(index / fps, 3))
+    return results[-1]
+
+
+def predict_camera(predictor, index=0, every=1, **kwargs):
+    """`predict_video` on camera `index` (until `max_frames`, or interrupted with Ctrl-C)."""
+    capture = cv2.VideoCapture(index)
+    if not capture.isOpened():
+        raise DataError(f"camera {index}", "cannot be opened (no such camera, or it is in use)",
+                        "check the camera index (--camera 0 is the first one), or give a video file")
+    try:
+        yield from predict_video(predictor, capture, every=every, name=f"camera:{index}", progress=False, **kwargs)
+    except KeyboardInterrupt:
+        return
+    finally:
+        capture.release()
+
+
+def _open_video(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such video file", "check the path")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise DataError(path, "cannot be opened as a video (unknown codec, or not a video)",
+                        "give an .mp4, .avi, .mov or .mkv file that a video player can play")
+    return capture
+
+
+def _open_writer(path, fps, shape):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise DataError(path, "cannot be written as an mp4 video", "check that the --out folder is writable")
+    return writer

@@ -1,0 +1,36 @@
+"""`facenet-mtl serve`: the model behind an HTTP API and a one-page web app (the `serve` extra).
+
+    from facenet_mtl.serve import serve
+    serve(model_path=None, host="127.0.0.1", port=8000)   # None: the shipped model
+"""
+from facenet_mtl.data.errors import DataError
+
+INSTALL = "pip install 'facenet-mtl[serve]' (starlette, uvicorn, python-multipart)"
+
+
+def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=1, log=print):
+    """Load the model once, warm it up, and answer HTTP on host:port until interrupted."""
+    try:
+        import uvicorn
+
+        from facenet_mtl.serve.app import create_app
+    except ImportError as exc:
+        raise DataError("facenet-mtl serve", f"needs the serve extra ({exc.name or exc} is not installed)",
+                        INSTALL) from None
+    from facenet_mtl.inference.predictor import FacePredictor
+
+    predictor = FacePredictor.from_path(model_path)
+    warm_up(predictor)
+    if predictor.warning:
+        log(f"warning: {predictor.warning}")
+    app = create_app(predictor, max_upload_bytes=max_upload_bytes, threads=threads)
+    log(f"serving {predictor.model_id} on http://{host}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def warm_up(predictor):
+    """One detection and one forward pass, so the first request does not pay for tracing."""
+    import numpy as np
+
+    predictor.predict_arrays([np.full((64, 64, 3), 128, np.uint8)], detect=True)
+    predictor.predict_faces(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))

@@ -1,0 +1,164 @@
+"""The HTTP API and its page, a Starlette app around one `FacePredictor`.
+
+    POST /v1/predict   an image -> {"path", "model", "faces": [...], ["note"], ["warning"], "width", "height"}
+                       as multipart (field `image` or `file`), JSON {"image": "<base64 or data: URL>"},
+                       or the raw bytes with an image/* content type; `?detect=false` for a face crop
+    GET  /v1/model     the model card: id, version, tasks, label names, input size, test figures
+    GET  /healthz      {"status": "ok", "model": id}
+    GET  /             the page: drop a photo, see its faces boxed and labelled, and the JSON
+
+Errors are JSON `{"error": message, "status": code}`: 400 not an image (or a bad request),
+413 over the upload limit, 404 and 405. The model is loaded once, before the app is made, and
+each prediction runs in a worker thread so the event loop keeps answering.
+"""
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from facenet_mtl.data import images
+from facenet_mtl.data.errors import DataError
+from facenet_mtl.inference.records import make_record
+
+DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+STATIC = resources.files("facenet_mtl.serve") / "static"
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+class LimitUploadSize:
+    """ASGI middleware: a request body over `max_bytes` gets 413, whether its Content-Length
+    says so up front or a chunked body grows past the limit while it is read."""
+
+    def __init__(self, app, max_bytes):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await self._too_large(send)
+        received, started = 0, False
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise UploadTooLarge()
+            return message
+
+        async def watching_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except UploadTooLarge:
+            if not started:
+                await self._too_large(send)
+
+    async def _too_large(self, send):
+        limit_mb = self.max_bytes / (1024 * 1024)
+        response = _error(413, f"the upload is over the size limit of {limit_mb:g} MB; send a smaller image")
+        await response({"type": "http"}, None, send)
+
+
+def _error(status, message):
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+def create_app(predictor, max_upload_bytes=DEFAULT_MAX_UPLOAD, threads=1):
+    """The app for `predictor` (already loaded). `threads` predictions may run at once."""
+    executor = ThreadPoolExecutor(threads, thread_name_prefix="predict")
+    card = predictor.describe()
+
+    async def index(request):
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    async def healthz(request):
+        return JSONResponse({"status": "ok", "model": predictor.model_id})
+
+    async def model(request):
+        return JSONResponse({**card, "max_upload_bytes": max_upload_bytes})
+
+    async def predict(request):
+        name, data, detect = await _read_image(request)
+        started = time.perf_counter()
+        try:
+            rgb = images.decode_bytes(data, name)
+        except DataError as exc:
+            raise HTTPException(400, f"{name}: not an image that can be read ({exc.problem}); "
+                                     "send a JPEG, PNG, BMP or WebP photo") from None
+        loop = asyncio.get_running_loop()
+        faces, = await loop.run_in_executor(executor, predictor.predict_arrays, [rgb], detect)
+        record = make_record(predictor.card, name, faces)
+        record.update(width=int(rgb.shape[1]), height=int(rgb.shape[0]),
+                      milliseconds=round(1000 * (time.perf_counter() - started), 1))
+        return JSONResponse(record)
+
+    async def http_error(request, exc):
+        message = exc.detail
+        if exc.status_code == 404:
+            message = (f"no such path: {request.url.path}; the API is POST /v1/predict, GET /v1/model, "
+                       "GET /healthz, and the page at /")
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+        return JSONResponse({"error": message, "status": exc.status_code}, status_code=exc.status_code,
+                            headers=exc.headers if exc.status_code == 405 else None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        executor.shutdown(wait=False)
+
+    app = Starlette(routes=[Route("/", index), Route("/healthz", healthz), Route("/v1/model", model),
+                            Route("/v1/predict", predict, methods=["POST"]),
+                            Mount("/static", StaticFiles(directory=str(STATIC)), name="static")],
+                    exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+    app.add_middleware(LimitUploadSize, max_bytes=max_upload_bytes)
+    return app
+
+
+async def _read_image(request: Request):
+    """(name, encoded bytes, detect) from a multipart, JSON or raw image request; 400 otherwise."""
+    detect = request.query_params.get("detect", "true").lower() not in ("0", "false", "no")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=8)
+        upload = form.get("image") or form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(400, "the multipart form has no file field 'image' (or 'file'); "
+                                     "send the photo as -F image=@photo.jpg")
+        return upload.filename or "upload", await upload.read(), detect
+    if kind == "application/json":
+        try:
+            body = json.loads(await request.body())
+            text = body["image"]
+            if "," in text[:100] and text.startswith("data:"):
+                text = text.split(",", 1)[1]
+            data = base64.b64decode(text, validate=True)
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+            raise HTTPException(400, 'the JSON body must be {"image": "<the image file, base64-encoded>"}') from None
+        detect = bool(body.get("detect", detect))
+        return str(body.get("name", "upload")), data, detect
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        return "upload", await request.body(), detect
+    raise HTTPException(400, f"cannot read a photo from content type '{kind or 'none'}'; send multipart/form-data "
+                             "(field 'image'), JSON {\"image\": base64}, or the image bytes as image/jpeg")

@@ -1,0 +1,103 @@
+// The facenet-mtl page: upload a photo to /v1/predict, draw each face's box and label over it,
+// and show the JSON. Plain JS, no build step, nothing fetched from outside this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function pct(value, total) {
+  return (100 * value / total).toFixed(3) + "%";
+}
+
+function labelLines(face) {
+  const lines = [];
+  const head = [];
+  if ("age" in face) head.push(`${Math.max(0, Math.round(face.age))}y`);
+  if ("gender" in face) head.push(`${face.gender.label} ${face.gender.probability.toFixed(2)}`);
+  if (head.length) lines.push(head.join(" · "));
+  if ("emotion" in face) {
+    const top = Object.entries(face.emotion.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 3);
+    lines.push(top.map(([name, p]) => `${name} ${p.toFixed(2)}`).join(" · "));
+  }
+  if ("smile" in face) lines.push(`${face.smile.label.replace("_", " ")} ${face.smile.probability.toFixed(2)}`);
+  return lines;
+}
+
+function drawFaces(result) {
+  const stage = $("stage");
+  stage.querySelectorAll(".face-box").forEach((box) => box.remove());
+  result.faces.forEach((face, index) => {
+    const [x1, y1, x2, y2] = face.box;
+    const box = document.createElement("div");
+    box.className = "face-box";
+    box.dataset.index = index;
+    box.style.left = pct(x1, result.width);
+    box.style.top = pct(y1, result.height);
+    box.style.width = pct(x2 - x1, result.width);
+    box.style.height = pct(y2 - y1, result.height);
+    const label = document.createElement("div");
+    label.className = "face-label" + (y2 / result.height > 0.75 ? " above" : "");
+    labelLines(face).forEach((line, i) => {
+      if (i) label.appendChild(document.createElement("br"));
+      label.appendChild(document.createTextNode(line));
+    });
+    box.appendChild(label);
+    stage.appendChild(box);
+  });
+}
+
+function setStatus(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+async function upload(file) {
+  if (!file) return;
+  $("photo").src = URL.createObjectURL(file);
+  $("stage").hidden = false;
+  $("stage").querySelectorAll(".face-box").forEach((box) => box.remove());
+  setStatus(`Finding faces in ${file.name}…`);
+  const form = new FormData();
+  form.append("image", file, file.name);
+  try {
+    const response = await fetch("/v1/predict", { method: "POST", body: form });
+    const result = await response.json();
+    $("json").textContent = JSON.stringify(result, null, 2);
+    $("details").hidden = false;
+    if (!response.ok) {
+      setStatus(`Error ${response.status}: ${result.error}`, true);
+      return;
+    }
+    drawFaces(result);
+    const n = result.faces.length;
+    setStatus(n ? `${n} face${n > 1 ? "s" : ""} found in ${result.milliseconds} ms` : `No face found (${result.note}).`);
+    document.body.dataset.state = "done";
+  } catch (error) {
+    setStatus(`The request failed: ${error}`, true);
+  }
+}
+
+async function showModel() {
+  try {
+    const card = await (await fetch("/v1/model")).json();
+    $("model").textContent = `Model: ${card.id}, ${card.input_size} px, heads: ${card.tasks.join(", ")}`;
+    if (card.warning) {
+      $("warning").textContent = card.warning;
+      $("warning").hidden = false;
+    }
+  } catch (error) {
+    $("model").textContent = "(the model card could not be read)";
+  }
+}
+
+$("file").addEventListener("change", (event) => upload(event.target.files[0]));
+const drop = $("drop");
+["dragenter", "dragover"].forEach((name) => drop.addEventListener(name, (event) => {
+  event.preventDefault();
+  drop.classList.add("over");
+}));
+["dragleave", "drop"].forEach((name) => drop.addEventListener(name, () => drop.classList.remove("over")));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  upload(event.dataTransfer.files[0]);
+});
+showModel();

@@ -1,0 +1,155 @@
+"""`facenet-mtl predict` as a user runs it: folders, globs, stdin, formats, --out, videos, the
+shipped model by default, and bad input as exit 2 with a message (never a traceback)."""
+import csv
+import io
+import json
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facenet_mtl import weights
+from facenet_mtl.cli import main
+from tests.photos import face_photo, iou
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    image = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Dense(4, activation="relu")(keras.layers.GlobalAveragePooling2D()(image))
+    outputs = {"age": keras.layers.Dense(1, name="age")(x),
+               "smile": keras.layers.Dense(1, activation="sigmoid", name="smile")(x)}
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    keras.Model(image, outputs).save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """photos/a/face.jpg, photos/b/face.png (same stem), photos/b/deep/more.jpg, photos/b/readme.txt."""
+    for name, level in (("a/face.jpg", 60), ("b/face.png", 120), ("b/deep/more.jpg", 180)):
+        (tmp_path / "photos" / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "photos" / name), np.full((24, 32, 3), level, np.uint8))
+    (tmp_path / "photos" / "b" / "readme.txt").write_text("not a photo")
+    return tmp_path / "photos"
+
+
+def run(*args, stdin=None):
+    return CliRunner().invoke(main, ["predict", *(str(a) for a in args)], input=stdin)
+
+
+def lines(result):
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def assert_user_error(result, *named):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "fix:" in result.stderr
+    for text in named:
+        assert str(text) in result.stderr, (text, result.stderr)
+
+
+def test_a_folder_is_walked_and_other_files_counted(photos, model):
+    result = run("--model", model, photos, "--no-detect")
+    records = lines(result)
+    assert [r["path"] for r in records] == [str(photos / p) for p in ("a/face.jpg", "b/deep/more.jpg", "b/face.png")]
+    assert {r["model"] for r in records} == {"tiny.keras-" + weights.sha256_of(model)[:8]}
+    assert all(set(r["faces"][0]) == {"box", "confidence", "age", "smile"} for r in records)
+    assert f"skipped 1 file(s) in {photos}" in result.stderr and "re-extract" not in result.output
+
+
+def test_globs_stdin_and_the_old_model_first_form(photos, model):
+    by_glob = lines(run(model, str(photos / "**" / "*.jpg"), "--no-detect"))
+    assert [r["path"] for r in by_glob] == [str(photos / "a/face.jpg"), str(photos / "b/deep/more.jpg")]
+    by_stdin = lines(run("--model", model, "-", "--no-detect", stdin=f"{photos / 'b/face.png'}\n{photos / 'a'}\n"))
+    assert [r["path"] for r in by_stdin] == [str(photos / "b/face.png"), str(photos / "a/face.jpg")]
+    assert by_stdin[1]["faces"] == by_glob[0]["faces"]
+
+
+def test_csv_and_json_formats(photos, model):
+    result = run("--model", model, photos / "a", photos / "b" / "face.png", "--no-detect", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["path"], r["x2"], r["y2"]) for r in rows] == [(str(photos / "a/face.jpg"), "32", "24"),
+                                                             (str(photos / "b/face.png"), "32", "24")]
+    assert rows[0]["smile"] in ("smile", "no_smile") and float(rows[0]["smile_probability"]) >= 0.5
+    result = run("--model", model, photos / "a", "--no-detect", "--format", "json")
+    assert [r["path"] for r in json.loads(result.stdout)] == [str(photos / "a/face.jpg")]
+
+
+def test_out_writes_one_file_per_input_even_for_a_shared_stem_and_says_where(photos, model, tmp_path):
+    out = tmp_path / "annotated"
+    result = run("--model", model, photos / "a" / "face.jpg", photos / "b" / "face.png", "--no-detect", "--out", out)
+    records = lines(result)
+    assert [r["annotated"] for r in records] == [str(out / "a" / "face_annotated.jpg"),
+                                                 str(out / "b" / "face_annotated.jpg")]
+    assert all(cv2.imread(r["annotated"]).shape == (24, 32, 3) for r in records)
+    assert f"2 file(s) written under {out}" in result.stderr
+
+
+def test_out_that_is_a_file_exits_2_before_anything_runs(photos, model, tmp_path):
+    taken = tmp_path / "results.txt"
+    taken.write_text("keep me")
+    result = run("--model", model, photos, "--out", taken)
+    assert_user_error(result, taken, "is a file")
+    assert result.stdout == "" and taken.read_text() == "keep me"
+
+
+def test_an_unreadable_image_is_reported_the_others_still_predicted_and_exit_is_2(photos, model):
+    (photos / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    result = run("--model", model, photos / "a", "--no-detect")
+    assert_user_error(result, photos / "a" / "broken.jpg", "1 of 2 image(s) could not be read")
+    broken, good = [json.loads(line) for line in result.stdout.splitlines()]
+    assert broken["faces"] == [] and "unreadable image" in broken["error"] and len(good["faces"]) == 1
+
+
+@pytest.mark.parametrize("args, named", [
+    (("nowhere.jpg",), "no such file or folder"),
+    (("--camera", "97"), "camera 97: cannot be opened"),
+    ((), "no images given"),
+])
+def test_bad_inputs_exit_2(model, tmp_path, args, named):
+    args = [tmp_path / a if a.endswith(".jpg") else a for a in args]
+    assert_user_error(run("--model", model, *args, "--no-detect"), named)
+
+
+def test_a_model_given_twice_exits_2(model, photos):
+    assert_user_error(run("--model", model, model, photos), "give the model once")
+
+
+def test_a_video_gives_a_line_per_sampled_frame_and_an_annotated_video(model, tmp_path):
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 4, (32, 24))
+    for i in range(6):
+        writer.write(np.full((24, 32, 3), 30 * i, np.uint8))
+    writer.release()
+    records = lines(run("--model", model, clip, "--every", "2", "--no-detect", "--out", tmp_path / "out"))
+    assert [(r["frame"], r["time_s"]) for r in records] == [(0, 0.0), (2, 0.5), (4, 1.0)]
+    assert {r["annotated"] for r in records} == {str(tmp_path / "out" / "clip_annotated.mp4")}
+    assert cv2.VideoCapture(records[0]["annotated"]).get(cv2.CAP_PROP_FRAME_COUNT) == 6
+
+
+def test_without_a_model_the_shipped_one_predicts_and_says_what_it_is(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    pasted = face_photo(photo)
+    result = run(photo)
+    record, = lines(result)
+    info = weights.release_info()
+    assert record["model"] == weights.model_id(info)
+    face, = record["faces"]
+    assert iou(face["box"], pasted) > 0.5 and 0.9 <= face["confidence"] <= 1
+    assert set(face) == {"box", "confidence", *info["tasks"]}  # the placeholder's values are not asserted
+    if info["trained_on"] != "real":
+        assert record["warning"].startswith(f"model {record['model']} ")
+        assert f"warning: {record['warning']}" in result.stderr
+
+
+def test_a_progress_bar_on_stderr_for_several_images_only(photos, model):
+    cv2.imwrite(str(photos / "a" / "fourth.jpg"), np.full((24, 32, 3), 9, np.uint8))
+    many = run("--model", model, photos, "--no-detect", "--batch-size", "3")
+    assert many.exit_code == 0 and "4/4" in many.stderr and len(many.stdout.splitlines()) == 4
+    few = run("--model", model, photos / "a", "--no-detect")
+    assert few.exit_code == 0 and "2/2" not in few.stderr
