@@ -28,7 +28,8 @@ CARD = WEIGHTS_DIR / "MODEL_CARD.md"
 def photo_path_agreement(model_path, utkface_dir, limit=0):
     """UTKFace test-split chips as dataset crops vs as photos through the predictor.
 
-    Returns {"n", "found", "crops": {gender_acc, age_mae}, "photos": {...}} over the faces that
+    `limit` takes the first faces of the test split (by name). Returns {"n", "found", "crops":
+    {gender_acc, age_mae}, "photos": {...}} over the faces that
     the detector found (a photo with no face found is counted in n, not in the figures)."""
     from facenet_mtl.data import images
     from facenet_mtl.data.readers.utkface import read
@@ -59,7 +60,7 @@ def photo_path_agreement(model_path, utkface_dir, limit=0):
             "crops": figures([as_crops[i] for i in found]), "photos": figures([as_photos[i][0] for i in found])}
 
 
-def publish_release(run_dir, data_root, utkface_dir=None, version=None, command=""):
+def publish_release(run_dir, data_root, utkface_dir=None, version=None, command="", photo_limit=300):
     """Copy `run_dir`'s model into the package, measure it, write release.json and the model card."""
     import keras
 
@@ -74,7 +75,7 @@ def publish_release(run_dir, data_root, utkface_dir=None, version=None, command=
     datasets = sorted(p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file())
     evaluation = evaluate_model(model, data_root, datasets, "test", by=GROUPINGS)
     evaluation["seconds"] = round(time.time() - started, 1)
-    photos = photo_path_agreement(RELEASE_MODEL, utkface_dir) if utkface_dir else None
+    photos = photo_path_agreement(RELEASE_MODEL, utkface_dir, limit=photo_limit) if utkface_dir else None
     manifests = {name: json.loads((Path(data_root) / name / "manifest.json").read_text()) for name in datasets}
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     info = {
