@@ -27,7 +27,7 @@ def wheel(tmp_path_factory):
             target = source / name.decode()
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-    for name in ("release.h5", "release.json"):
+    for name in ("release.h5", "release.json", "MODEL_CARD.md", "evaluation.json"):
         shutil.copyfile(ROOT / "facenet_mtl" / "weights" / name, source / "facenet_mtl" / "weights" / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
                     str(source)], check=True, capture_output=True)
@@ -64,15 +64,15 @@ def test_a_fresh_install_predicts_a_real_photo_offline(wheel, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     env.update({"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3", "no_proxy": "*",
                 "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})  # offline
-    script = ("import json, facenet_mtl, facenet_mtl.weights as w; "
-              "assert 'site-packages' in facenet_mtl.__file__, facenet_mtl.__file__; "
-              "from facenet_mtl.inference.predictor import FacePredictor; "
-              "faces = FacePredictor.from_path(w.release_model_path()).predict(['photo.jpg'])[0]; "
-              "print(json.dumps(faces))")
-    done = subprocess.run([str(venv / "bin" / "python"), "-c", script], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    check = "import facenet_mtl; assert 'site-packages' in facenet_mtl.__file__, facenet_mtl.__file__"
+    assert subprocess.run([str(venv / "bin" / "python"), "-c", check], cwd=tmp_path, env=env).returncode == 0
+    # `facenet-mtl predict photo.jpg`: no model argument, so the shipped weights.
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "facenet_mtl.cli", "predict", "photo.jpg"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    faces = json.loads(done.stdout.strip().splitlines()[-1])
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["model"].startswith("facenet-mtl-release-") and "warning" not in line
+    faces = line["faces"]
     assert len(faces) == 1
     x1, y1, x2, y2 = faces[0]["box"]
     assert 110 < (x1 + x2) / 2 < 370 and 50 < (y1 + y2) / 2 < 310
