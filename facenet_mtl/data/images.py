@@ -99,7 +99,7 @@ class ImageTooLargeError(CorruptImageError):
 def decode_bytes(data, name="<bytes>"):
     """The pixels of an encoded image (JPEG, PNG, ...) as HxWx3 uint8 RGB; CorruptImageError
     naming `name` when `data` is no image or a truncated one."""
-    return _decode(bytes(data), name)
+    return _decode(bytes(data), name)[0]
 
 
 def _read_zip_member(zip_path, member):

@@ -119,9 +119,11 @@ def to_model_inputs(example, outputs, age_sigma=0.0):
                 sigma = tf.where(tf.greater(std, 0), std, tf.ones_like(std))
             # An age group (age missing, bounds known) trains the bins by its interval; a year
             # keeps bounds of -1. The expected-age L1 ("age") sees years only.
-            group = tf.logical_and(tf.logical_not(known), tf.not_equal(example["age_min"], MISSING))
-            low = tf.where(group, example["age_min"], -tf.ones_like(example["age_min"]))
-            high = tf.where(group, example["age_max"], -tf.ones_like(example["age_max"]))
+            age_min = example.get("age_min", tf.fill(tf.shape(value), tf.cast(MISSING, tf.float32)))
+            age_max = example.get("age_max", age_min)
+            group = tf.logical_and(tf.logical_not(known), tf.not_equal(age_min, MISSING))
+            low = tf.where(group, age_min, -tf.ones_like(age_min))
+            high = tf.where(group, age_max, -tf.ones_like(age_max))
             weights[output] = tf.cast(tf.logical_or(known, group), tf.float32)
             labels[output] = tf.stack([tf.clip_by_value(tf.cast(value, tf.float32), 0, MAX_AGE), sigma,
                                        low, high], axis=-1)
