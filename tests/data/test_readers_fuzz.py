@@ -41,6 +41,9 @@ def write_sources(root):
     native_layouts.write_genki4k(root / "genki", faces(6))
     native_layouts.write_celeba(root / "celeba", faces(6))
     native_layouts.write_appa_real(root / "appa", faces(6))
+    native_layouts.write_fairface(root / "fairface", [
+        dict(face, age=("20-29", "3-9", "more than 70")[i % 3], gender=("Male", "Female")[i % 2], race="White")
+        for i, face in enumerate(faces(6))])
     utk = native_layouts.write_utkface(root / "utk", faces(3))
     png = root / "png" / "face.png"
     png.parent.mkdir()
@@ -54,6 +57,7 @@ def write_sources(root):
         "genki4k labels.txt": ("genki4k", root / "genki", root / "genki" / "labels.txt"),
         "celeba list_attr_celeba.txt": ("celeba", root / "celeba", root / "celeba" / "list_attr_celeba.txt"),
         "appa_real gt_avg_train.csv": ("appa_real", root / "appa", root / "appa" / "gt_avg_train.csv"),
+        "fairface_label_train.csv": ("fairface", root / "fairface", root / "fairface" / "fairface_label_train.csv"),
         "utkface jpg": ("utkface", root / "utk", utk[0]),
         "png": (None, png, png),
     }
@@ -116,7 +120,7 @@ def sources(tmp_path_factory):
 
 
 KINDS = ("fer2013.csv", "fer2013 zip", "wiki.mat", "genki4k labels.txt", "celeba list_attr_celeba.txt",
-         "appa_real gt_avg_train.csv", "utkface jpg", "png")
+         "appa_real gt_avg_train.csv", "fairface_label_train.csv", "utkface jpg", "png")
 
 
 @pytest.mark.parametrize("kind", KINDS)
