@@ -13,14 +13,16 @@ from facenet_mtl.data.schema import TASK_NAMES  # noqa: E402
 __version__ = "0.1.0"
 
 
-def load(path):
+def load(path, trust_saved_model=False):
     """Load a saved model (.h5, .keras or SavedModel dir) as a `FacePredictor`.
 
-    `facenet_mtl.load("runs/x/model.h5").predict(images)` labels every face in each image.
+    `facenet_mtl.load("runs/x/model.h5").predict(images)` labels every face in each image. A
+    SavedModel not written by facenet-mtl is refused unless `trust_saved_model=True` (it runs its
+    own graph).
     """
     from facenet_mtl.inference.predictor import FacePredictor
 
-    return FacePredictor.from_path(path)
+    return FacePredictor.from_path(path, trust_saved_model=trust_saved_model)
 
 
 __all__ = ["TASK_NAMES", "load", "__version__"]
