@@ -250,8 +250,9 @@ def _print_run_summary(run_dir):
 @click.option("--split", default="test", show_default=True)
 @click.option("--json", "json_out", type=click.Path(), help="Write the metrics here as JSON.")
 @click.option("--limit", default=0, help="Examples per dataset (0: all).")
+@click.option("--trust-saved-model", is_flag=True, help="Load a SavedModel facenet-mtl did not write (it runs its graph).")
 @user_errors
-def evaluate_cmd(model_path, data_root, datasets, split, json_out, limit):
+def evaluate_cmd(model_path, data_root, datasets, split, json_out, limit, trust_saved_model):
     """Print the results table of MODEL on built TFRecords (per task and per dataset).
 
     \b
@@ -261,7 +262,7 @@ def evaluate_cmd(model_path, data_root, datasets, split, json_out, limit):
     from facenet_mtl.inference.predictor import load_keras_model
     from facenet_mtl.training.evaluate import evaluate_model, format_table
 
-    model = load_keras_model(model_path)
+    model = load_keras_model(model_path, trust_saved_model=trust_saved_model)
     names = [d for d in datasets.split(",") if d] or sorted(
         p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file()) if Path(data_root).is_dir() else []
     if not names:
@@ -277,8 +278,9 @@ def evaluate_cmd(model_path, data_root, datasets, split, json_out, limit):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(), help="Write annotated images here.")
 @click.option("--no-detect", is_flag=True, help="Each image is already one face crop.")
+@click.option("--trust-saved-model", is_flag=True, help="Load a SavedModel facenet-mtl did not write (it runs its graph).")
 @user_errors
-def predict_cmd(model_path, images, out_dir, no_detect):
+def predict_cmd(model_path, images, out_dir, no_detect, trust_saved_model):
     """Find every face in IMAGES and print age, gender, emotion and smile as JSON.
 
     \b
@@ -287,7 +289,7 @@ def predict_cmd(model_path, images, out_dir, no_detect):
     """
     from facenet_mtl.inference.predictor import FacePredictor
 
-    predictor = FacePredictor.from_path(model_path)
+    predictor = FacePredictor.from_path(model_path, trust_saved_model=trust_saved_model)
     results = predictor.predict(list(images), detect=not no_detect)
     report = [{"image": str(path), "faces": faces} for path, faces in zip(images, results)]
     click.echo(json.dumps(report, indent=2))
@@ -320,6 +322,35 @@ def report_cmd(run_dirs, out_dir, split, references):
     if markdown.is_file():
         click.echo(markdown.read_text())
     click.echo(f"written: {', '.join(str(p) for p in (written or [markdown]))}")
+
+
+@main.command("export")
+@click.argument("model_path", required=False, type=click.Path())
+@click.option("--format", "fmt", required=True, type=click.Choice(["onnx", "litert", "saved_model", "h5", "keras2-h5"]),
+              help="onnx, litert (.tflite), saved_model (TF Serving: OUT/1/), h5 (Keras 3.4+), keras2-h5 (tf-keras).")
+@click.option("--out", "out", required=True, type=click.Path(), help="The file to write (a folder for saved_model).")
+@user_errors
+def export_cmd(model_path, fmt, out):
+    """Write MODEL (default: the shipped model) in another format, checked against Keras.
+
+    \b
+    The written file is run in its own runtime on drawn faces; above 1e-4 max abs difference
+    from Keras on any output, it is removed and the command exits 1.
+    Examples:
+      facenet-mtl export --format onnx --out face.onnx
+      facenet-mtl export runs/real-mtl/model.h5 --format saved_model --out serving/face
+    """
+    from facenet_mtl.inference.exporting import ExportCheckError, export_model_file
+    from facenet_mtl.weights import release_model_path
+
+    try:
+        result = export_model_file(model_path or release_model_path(), fmt, out)
+    except ExportCheckError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for name, difference in result.differences.items():
+        click.echo(f"  {name:<10} max abs difference {difference:.2e}")
+    click.echo(f"{fmt}: {result.path} (checked in {result.runtime} against Keras: max {result.max_difference:.2e})")
 
 
 if __name__ == "__main__":
