@@ -26,7 +26,7 @@ MODEL_SUFFIXES = (".h5", ".keras")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 TRUST_HINT = ("if you trust whoever wrote it, load it with trust_saved_model=True "
-              "(CLI: --trust-saved-model); else export it again with facenet-mtl export --format saved_model")
+              "(CLI: --trust-saved-model), or write one from the Keras model with facenet-mtl export MODEL --format saved_model")
 
 # Ops a model's forward pass may use: tensor math and variable reads, no I/O, no Python.
 GRAPH_OPS = frozenset("""
