@@ -13,16 +13,18 @@ from facenet_mtl.data.schema import TASK_NAMES  # noqa: E402
 __version__ = "0.1.0"
 
 
-def load(path=None):
+def load(path=None, trust_saved_model=False):
     """Load a saved model (.h5, .keras or SavedModel dir) as a `FacePredictor`; no path: the
     model shipped in the package (`facenet_mtl.weights`).
 
     `facenet_mtl.load().predict("photo.jpg")` labels every face in one image;
     `facenet_mtl.load("runs/x/model.h5").predict([a, b])` gives one list of faces per image.
+    A SavedModel not written by facenet-mtl is refused unless `trust_saved_model=True` (it runs
+    its own graph).
     """
     from facenet_mtl.inference.predictor import FacePredictor
 
-    return FacePredictor.from_path(path)
+    return FacePredictor.from_path(path, trust_saved_model=trust_saved_model)
 
 
 __all__ = ["TASK_NAMES", "load", "__version__"]

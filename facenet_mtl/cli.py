@@ -282,8 +282,9 @@ def _print_run_summary(run_dir):
               help="Also figures per group: a comma-separated subset of race,gender,age_band.")
 @click.option("--json", "json_out", type=click.Path(), help="Write the metrics here as JSON.")
 @click.option("--limit", default=0, type=click.IntRange(min=0), help="Examples per dataset (0: all).")
+@click.option("--trust-saved-model", is_flag=True, help="Load a SavedModel facenet-mtl did not write (it runs its graph).")
 @user_errors
-def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit):
+def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, trust_saved_model):
     """Print the results table of MODEL (default: the shipped model) on built TFRecords.
 
     \b
@@ -303,7 +304,7 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit):
         from facenet_mtl.weights import release_model_path
 
         model_path = release_model_path()
-    model = load_keras_model(model_path)
+    model = load_keras_model(model_path, trust_saved_model=trust_saved_model)
     names = [d for d in datasets.split(",") if d] or sorted(
         p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file()) if Path(data_root).is_dir() else []
     if not names:
@@ -331,8 +332,10 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit):
 @click.option("--camera", type=int, default=None, help="Read camera N (0: the first) until Ctrl-C or --max-frames.")
 @click.option("--no-detect", is_flag=True, help="Each image is already one face crop.")
 @click.option("--progress/--no-progress", default=None, help="A progress bar on stderr (default: for 4+ images).")
+@click.option("--trust-saved-model", is_flag=True, help="Load a SavedModel facenet-mtl did not write (it runs its graph).")
 @user_errors
-def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames, camera, no_detect, progress):
+def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames, camera, no_detect, progress,
+                trust_saved_model):
     """Find every face in INPUTS and print its box, the detector's confidence, age, gender,
     emotion and smile, one JSON line per image (or video frame), with the model's id.
 
@@ -363,7 +366,7 @@ def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames,
         check_out_dir(out_dir)
     for folder, count in found.skipped.items():
         click.echo(f"skipped {count} file(s) in {folder} that are not images", err=True)
-    predictor = FacePredictor.from_path(model_path, batch_size=max(64, batch_size))
+    predictor = FacePredictor.from_path(model_path, trust_saved_model=trust_saved_model, batch_size=max(64, batch_size))
     if predictor.warning:
         click.echo(f"warning: {predictor.warning}", err=True)
     options = dict(detect=not no_detect, batch_size=batch_size, out_dir=out_dir, every=every,
@@ -495,6 +498,35 @@ def report_cmd(run_dirs, out_dir, split, references):
     if markdown.is_file():
         click.echo(markdown.read_text())
     click.echo(f"written: {', '.join(str(p) for p in (written or [markdown]))}")
+
+
+@main.command("export")
+@click.argument("model_path", required=False, type=click.Path())
+@click.option("--format", "fmt", required=True, type=click.Choice(["onnx", "litert", "saved_model", "h5", "keras2-h5"]),
+              help="onnx, litert (.tflite), saved_model (TF Serving: OUT/1/), h5 (Keras 3.4+), keras2-h5 (tf-keras).")
+@click.option("--out", "out", required=True, type=click.Path(), help="The file to write (a folder for saved_model).")
+@user_errors
+def export_cmd(model_path, fmt, out):
+    """Write MODEL (default: the shipped model) in another format, checked against Keras.
+
+    \b
+    The written file is run in its own runtime on drawn faces; above 1e-4 max abs difference
+    from Keras on any output, it is removed and the command exits 1.
+    Examples:
+      facenet-mtl export --format onnx --out face.onnx
+      facenet-mtl export runs/real-mtl/model.h5 --format saved_model --out serving/face
+    """
+    from facenet_mtl.inference.exporting import ExportCheckError, export_model_file
+    from facenet_mtl.weights import release_model_path
+
+    try:
+        result = export_model_file(model_path or release_model_path(), fmt, out)
+    except ExportCheckError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for name, difference in result.differences.items():
+        click.echo(f"  {name:<10} max abs difference {difference:.2e}")
+    click.echo(f"{fmt}: {result.path} (checked in {result.runtime} against Keras: max {result.max_difference:.2e})")
 
 
 if __name__ == "__main__":

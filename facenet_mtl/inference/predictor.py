@@ -19,67 +19,12 @@ from facenet_mtl.data import images
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.faces import FaceDetector, crop_face
 from facenet_mtl.data.schema import AGE_BINS, DEFAULT_IMAGE_SIZE, EMOTIONS, GENDERS, SMILES
+from facenet_mtl.inference.loading import MODEL_SUFFIXES, load_keras_model  # noqa: F401  (re-exported)
 from facenet_mtl.inference.model_card import ModelCard, describe
-
-MODEL_SUFFIXES = (".h5", ".keras")
 
 
 class NoFaceWarning(UserWarning):
     """An image in which the detector found no face (its result is an empty list)."""
-
-
-def load_keras_model(path):
-    """A `.h5` / `.keras` file or a SavedModel directory; a clear DataError for anything else."""
-    import keras
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "model not found", "give the model.h5, model.keras or saved_model/ of a run")
-    if path.is_dir():
-        if not (path / "saved_model.pb").is_file():
-            found = sorted(p.name for p in path.iterdir())
-            listing = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "") if found else "nothing"
-            raise DataError(path, f"is a directory without saved_model.pb (it holds: {listing})",
-                            "give a SavedModel directory, or a model.h5 / model.keras file")
-        try:
-            return _SavedModelAdapter(path)
-        except Exception as exc:
-            raise DataError(path, f"cannot be loaded as a SavedModel ({type(exc).__name__}: {str(exc)[:200]})",
-                            "give the saved_model/ directory written by facenet-mtl train") from None
-    if path.suffix not in MODEL_SUFFIXES:
-        raise DataError(path, f"is not a Keras model file (suffix '{path.suffix}')",
-                        "give a model.h5 or model.keras written by facenet-mtl train")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:
-        raise DataError(path, f"cannot be read as a Keras model ({type(exc).__name__}: {str(exc)[:200]})",
-                        "give a model.h5 or model.keras written by facenet-mtl train") from None
-
-
-class _SavedModelAdapter:
-    """Makes a SavedModel's `serve` signature look like a Keras model for prediction."""
-
-    def __init__(self, path):
-        import tensorflow as tf
-
-        self._loaded = tf.saved_model.load(str(path))  # keep a reference: it owns the variables
-        if hasattr(self._loaded, "serve"):  # keras `model.export()`: serve(images) -> outputs
-            self._serve = self._loaded.serve
-            spec = self._serve.input_signature[0] if self._serve.input_signature else None
-        else:  # any other SavedModel: the serving signature, called with its one input by name
-            signature = self._loaded.signatures["serving_default"]
-            (name, spec), = signature.structured_input_signature[1].items()
-            self._serve = lambda x: signature(**{name: x})
-        self.input_shape = tuple(spec.shape) if spec is not None else (None, None, None, 3)
-
-    def __call__(self, x, training=False):
-        import tensorflow as tf
-
-        return self._serve(tf.convert_to_tensor(x, tf.float32))
-
-    def predict(self, x, verbose=0, batch_size=64):
-        outs = [self(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-        return {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
 
 
 def _compiled_forward(model):
@@ -120,13 +65,13 @@ class FacePredictor:
         self._forward = _compiled_forward(model)
 
     @classmethod
-    def from_path(cls, path=None, **kwargs):
+    def from_path(cls, path=None, trust_saved_model=False, **kwargs):
         """The model at `path` (.h5, .keras, SavedModel dir); None: the shipped model."""
         if path is None:
             from facenet_mtl.weights import release_model_path
 
             path = release_model_path()
-        model = load_keras_model(path)
+        model = load_keras_model(path, trust_saved_model=trust_saved_model)
         return cls(model, card=describe(path), **kwargs)
 
     @property

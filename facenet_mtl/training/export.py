@@ -1,13 +1,27 @@
-"""Write the run's products: a float32, uncompiled copy of the model as `.h5`, `.keras` and a
-SavedModel. Built-in layers only, so plain `keras.models.load_model` reads them with no
-custom objects; the input is RGB 0-255 at the model's size, all preprocessing inside."""
+"""Write the run's products: a float32, uncompiled copy of the model as `.h5`, `.keras`, a Keras 2
+`.keras2.h5` and a SavedModel. Built-in layers only, so plain `keras.models.load_model` reads them
+with no custom objects; the input is RGB 0-255 at the model's size, all preprocessing inside.
+
+`model.h5` and `model.keras` carry the model's config rewritten into what every Keras 3 from 3.4
+on reads (`facenet_mtl.training.portable`), `model.keras2.h5` the same in Keras 2's format for
+tf-keras, and `saved_model/` a `facenet_mtl.json` marker (its graph's sha256, the labels and the
+input contract) that `facenet_mtl.inference.loading` checks before it loads a SavedModel.
+"""
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 
 import keras
 
-from facenet_mtl.models import build_model
+from facenet_mtl.data.schema import AGE_BINS, EMOTIONS, GENDERS, SMILES
+from facenet_mtl.models import build_model, model_tasks
+from facenet_mtl.training import portable
+
+SAVED_MODEL_MARKER = "facenet_mtl.json"
+MARKER_FORMAT = "facenet-mtl saved_model"
+KERAS_FILES = {"h5": "model.h5", "keras": "model.keras", "keras2_h5": "model.keras2.h5"}
 
 
 def network_from(model_cfg):
@@ -30,21 +44,90 @@ def inference_copy(trained, model_cfg):
 
 
 def export_model(model, run_dir, saved_model=True):
-    """Save `model.h5`, `model.keras` and `saved_model/` under run_dir (each written, then renamed)."""
+    """Save `model.h5`, `model.keras`, `model.keras2.h5` and `saved_model/` under run_dir (each
+    written beside, then renamed, so an interrupted export leaves the previous files whole)."""
     run_dir = Path(run_dir)
-    paths = {}
-    for suffix in (".h5", ".keras"):
-        final = run_dir / f"model{suffix}"
-        tmp = run_dir / f"model.tmp{suffix}"
-        model.save(tmp)
-        os.replace(tmp, final)
-        paths[suffix.lstrip(".")] = final
+    paths = {"h5": save_h5(model, run_dir / KERAS_FILES["h5"]),
+             "keras": save_keras(model, run_dir / KERAS_FILES["keras"]),
+             "keras2_h5": save_keras2_h5(model, run_dir / KERAS_FILES["keras2_h5"])}
     if saved_model:
-        final = run_dir / "saved_model"
-        tmp = run_dir / "saved_model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.export(str(tmp), format="tf_saved_model", verbose=False)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        paths["saved_model"] = final
+        paths["saved_model"] = save_saved_model(model, run_dir / "saved_model")
     return paths
+
+
+def save_h5(model, path):
+    """`model` as a `.h5` that every Keras 3 from 3.4 on loads (`portable.keras3_config`)."""
+    return _save_rewritten(model, Path(path), ".h5", lambda tmp: portable.rewrite_h5_config(tmp, portable.keras3_config))
+
+
+def save_keras(model, path):
+    """`model` as a `.keras` zip that every Keras 3 from 3.4 on loads."""
+    return _save_rewritten(model, Path(path), ".keras",
+                           lambda tmp: portable.rewrite_keras_config(tmp, portable.keras3_config))
+
+
+def save_keras2_h5(model, path):
+    """`model` as a Keras 2 `.h5` (tf-keras 2.15+, `TF_USE_LEGACY_KERAS=1`)."""
+    return _save_rewritten(model, Path(path), ".h5", lambda tmp: portable.rewrite_h5_config(
+        tmp, portable.keras2_config, keras_version=portable.KERAS2_FORMAT_VERSION))
+
+
+def _save_rewritten(model, final, suffix, rewrite):
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}.tmp{suffix}")
+    try:
+        model.save(tmp)
+        rewrite(tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def save_saved_model(model, final):
+    """`model.export(..., "tf_saved_model")` into `final`, with the facenet-mtl marker beside it."""
+    final = Path(final)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.export(str(tmp), format="tf_saved_model", verbose=False)
+    write_saved_model_marker(tmp, model_metadata(model))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def write_saved_model_marker(directory, metadata=None):
+    """`facenet_mtl.json` beside `saved_model.pb`: the graph's sha256 (what the loader checks) and
+    the model's labels and input contract."""
+    directory = Path(directory)
+    marker = {"format": MARKER_FORMAT, "saved_model_sha256": sha256_of(directory / "saved_model.pb"),
+              **(metadata or {})}
+    (directory / SAVED_MODEL_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    return marker
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_metadata(model):
+    """What a user of an exported file needs besides the weights: the input contract, the outputs
+    and their labels (facenet_mtl.data.schema's order)."""
+    size = int(model.input_shape[1])
+    outputs = {"age": f"years: the expectation of age_probs over {AGE_BINS} one-year bins (0..{AGE_BINS - 1})",
+               "age_probs": f"softmax over ages 0..{AGE_BINS - 1}",
+               "gender": f"sigmoid: P({GENDERS[1]})", "emotion": "softmax over the emotion labels",
+               "smile": f"sigmoid: P({SMILES[1]})"}
+    labels = {"gender": list(GENDERS), "emotion": list(EMOTIONS), "smile": list(SMILES)}
+    tasks = model_tasks(model)
+    return {"model": model.name, "tasks": list(tasks),
+            "input": {"name": model.inputs[0].name if hasattr(model.inputs[0], "name") else "image",
+                      "shape": [None, size, size, 3], "dtype": "float32", "layout": "NHWC",
+                      "values": "RGB 0-255 (no scaling: preprocessing is inside the model)",
+                      "crop": "aligned face crop (facenet_mtl.data.faces.crop_face)"},
+            "outputs": {name: outputs[name] for name in model.output_names if name in outputs},
+            "labels": {task: names for task, names in labels.items() if task in tasks}}

@@ -11,7 +11,6 @@ from measurements made here, on the package's own test splits:
   aligned as a user's photo would be) against the same faces scored as dataset crops.
 """
 import json
-import shutil
 import time
 from datetime import date
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from facenet_mtl.data.schema import EMOTIONS, GENDERS, SMILES
 from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model
+from facenet_mtl.training.export import save_h5
 from facenet_mtl.weights import RELEASE_INFO, RELEASE_MODEL, WEIGHTS_DIR, sha256_of
 
 CARD = WEIGHTS_DIR / "MODEL_CARD.md"
@@ -68,9 +68,7 @@ def publish_release(run_dir, data_root, utkface_dir=None, version=None, command=
     config = json.loads((run_dir / "config.json").read_text())
     model = keras.models.load_model(run_dir / "model.h5", compile=False)
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = RELEASE_MODEL.with_suffix(".tmp.h5")
-    shutil.copyfile(run_dir / "model.h5", tmp)
-    tmp.replace(RELEASE_MODEL)
+    save_h5(model, RELEASE_MODEL)  # the portable .h5: every Keras 3 from 3.4 on loads it
     started = time.time()
     datasets = sorted(p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file())
     evaluation = evaluate_model(model, data_root, datasets, "test", by=GROUPINGS)
