@@ -417,8 +417,12 @@ def _json_default(value):
 def _write_tfds_metadata(directory, dataset, splits, image_size):
     """Let `tfds.builder_from_directory(OUT/<dataset>/1.0.0)` read the shards in user code."""
     try:
-        import tensorflow as tf
         import tensorflow_datasets as tfds
+    except ImportError:  # an extra (pip install "facenet-mtl[tfds]"): the records stand alone without it
+        log.info("tensorflow-datasets is not installed: no tfds metadata for %s", dataset)
+        return
+    try:
+        import tensorflow as tf
 
         features = {"image": tfds.features.Image(shape=(image_size, image_size, 3), encoding_format="jpeg"),
                     "source": tfds.features.Text(), "file_id": tfds.features.Text()}

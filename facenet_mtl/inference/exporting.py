@@ -211,24 +211,26 @@ def _write_litert(model, out, metadata):
 
 def with_litert_metadata(flatbuffer, metadata):
     """The LiteRT flatbuffer with a metadata entry METADATA_KEY holding `metadata` as JSON."""
+    import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(flatbuffer), 0))
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(json.dumps(metadata).encode("utf8"), np.uint8)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name, entry.buffer = METADATA_KEY, len(model.buffers) - 1
     model.metadata = (model.metadata or []) + [entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def litert_metadata(path):
     """The METADATA_KEY entry of a LiteRT file written by `export_model`, as a dict (or None)."""
-    from tensorflow.lite.tools import flatbuffer_utils
+    from tensorflow.lite.python import schema_py_generated as schema
 
-    model = flatbuffer_utils.read_model(str(path))
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(Path(path).read_bytes()), 0))
     for entry in model.metadata or []:
         name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
         if name == METADATA_KEY:

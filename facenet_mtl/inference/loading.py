@@ -63,7 +63,36 @@ def load_keras_model(path, trust_saved_model=False):
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise _load_error(path, exc) from None
+        error = exc
+    writer = written_by(path)
+    if writer and _version_tuple(writer) > _version_tuple(keras.__version__) >= (3, 4):
+        model = _load_rewritten(path)  # a newer Keras 3's file: the portable rewrite, in a copy
+        if model is not None:
+            return model
+    raise _load_error(path, error)
+
+
+def _load_rewritten(path):
+    """`path` loaded after `portable.keras3_config` rewrote its config in a temporary copy (what a
+    newer Keras 3 added, at its defaults, dropped), or None when that is not enough."""
+    import shutil
+    import tempfile
+
+    import keras
+
+    from facenet_mtl.training import portable
+
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / path.name
+        shutil.copy(path, copy)
+        try:
+            if path.suffix == ".h5":
+                portable.rewrite_h5_config(copy, portable.keras3_config)
+            else:
+                portable.rewrite_keras_config(copy, portable.keras3_config)
+            return keras.models.load_model(copy, compile=False)
+        except Exception:
+            return None
 
 
 def hdf5_or_zip(path):

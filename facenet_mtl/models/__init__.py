@@ -3,7 +3,7 @@
 >>> from facenet_mtl.models import build_model
 >>> model = build_model("compact", tasks=("gender", "smile"), input_size=48,
 ...                     backbone_args={"widths": (8,), "stem_width": 8})
->>> model.output_names
+>>> list(model.output_names)  # a ListWrapper in Keras 3.7
 ['gender', 'smile']
 """
 from facenet_mtl.models.backbones import BACKBONES, create_backbone, register_backbone

@@ -285,7 +285,7 @@ def test_unknown_reader_option_is_a_data_error(utk, tmp_path):
 
 
 def test_tfds_reads_the_records(utk, tmp_path):
-    import tensorflow_datasets as tfds
+    tfds = pytest.importorskip("tensorflow_datasets", reason="the [tfds] extra is not installed")
 
     source, by_name = utk
     manifest = build_tfrecords("utkface", source, tmp_path / "out", options(shard_size=8))

@@ -120,6 +120,7 @@ def compare(folder, expected, file_name, version):
                                    err_msg=f"{file_name} in Keras {version}: {output}")
 
 
+@pytest.mark.slow  # about other Keras versions: `make test` runs it, `make test-min` does not
 def test_every_keras_3_minor_and_tf_keras_load_the_files_with_the_same_outputs(written):
     folder, expected = written
     jobs = [("keras3", install(f"keras=={version}", CACHE / version), ["demo.h5", "demo.keras", "release.h5",
