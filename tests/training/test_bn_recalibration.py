@@ -63,6 +63,7 @@ def test_a_run_recalibrates_before_export_and_says_so(make_config, tmp_path):
     assert plain.keys() == recalibrated.keys()
     moving = {p for p in plain if p.endswith(("moving_mean", "moving_variance"))}
     assert moving and all(not np.allclose(plain[p], recalibrated[p]) for p in moving)
-    assert all(np.array_equal(plain[p], recalibrated[p]) for p in plain.keys() - moving)  # same training
+    # Same training (same seed); allclose, not equal: multi-threaded float sums may differ in the last bits.
+    assert all(np.allclose(plain[p], recalibrated[p], atol=1e-4) for p in plain.keys() - moving)
     with pytest.raises(ConfigError, match="bn_recalibration_batches.*whole number"):
         make_config(train={"bn_recalibration_batches": -1})

@@ -116,7 +116,8 @@ def compare(folder, expected, file_name, version):
     reference = expected[file_name.split(".")[0]]
     assert sorted(loaded.files) == sorted(reference), (file_name, version)
     for output, values in reference.items():
-        np.testing.assert_allclose(loaded[output], values, atol=TOLERANCE, rtol=0,
+        # rtol: ages (~70 years) in float32 differ by a unit in the last place (7.6e-6) between runtimes.
+        np.testing.assert_allclose(loaded[output], values, atol=TOLERANCE, rtol=1e-6,
                                    err_msg=f"{file_name} in Keras {version}: {output}")
 
 
