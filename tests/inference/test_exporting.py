@@ -64,7 +64,7 @@ def test_saved_model_goes_in_a_numbered_version_folder_with_labels(models, tmp_p
 def test_keras2_h5_is_checked_in_tf_keras(models, tmp_path):
     pytest.importorskip("tf_keras")
     result = checked(exporting.export_model_file(models["demo"], "keras2-h5", tmp_path / "m.keras2.h5"))
-    assert result.runtime.startswith("tf-keras") and result.max_difference == 0.0
+    assert result.runtime.startswith("tf-keras") and result.max_difference <= 1e-6  # same weights; thread order may move the last bit
 
 
 def test_the_cli_exports_the_shipped_model_by_default_and_fails_with_exit_1_on_a_mismatch(tmp_path, monkeypatch):
