@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from facenet_mtl.data.errors import DataError
-from facenet_mtl.training.export import MARKER_FORMAT, SAVED_MODEL_MARKER, sha256_of
+from facenet_mtl.training.export import MARKER_FORMAT, SAVED_MODEL_MARKER
+from facenet_mtl.weights import sha256_of
 
 MODEL_SUFFIXES = (".h5", ".keras")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

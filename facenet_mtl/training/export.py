@@ -7,7 +7,6 @@ on reads (`facenet_mtl.training.portable`), `model.keras2.h5` the same in Keras 
 tf-keras, and `saved_model/` a `facenet_mtl.json` marker (its graph's sha256, the labels and the
 input contract) that `facenet_mtl.inference.loading` checks before it loads a SavedModel.
 """
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ import keras
 from facenet_mtl.data.schema import AGE_BINS, EMOTIONS, GENDERS, SMILES
 from facenet_mtl.models import build_model, model_tasks
 from facenet_mtl.training import portable
+from facenet_mtl.weights import sha256_of
 
 SAVED_MODEL_MARKER = "facenet_mtl.json"
 MARKER_FORMAT = "facenet-mtl saved_model"
@@ -104,14 +104,6 @@ def write_saved_model_marker(directory, metadata=None):
               **(metadata or {})}
     (directory / SAVED_MODEL_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return marker
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_metadata(model):
