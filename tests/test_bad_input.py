@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from tests.cli_checks import assert_user_error
 
 from facenet_mtl import cli as cli_module
-from facenet_mtl.cli import main
 from facenet_mtl.data import native_layouts
 
 CONFIG = """\
@@ -27,20 +26,6 @@ datasets = ["utkface"]
 """
 
 
-@pytest.fixture
-def cli():
-    """cli(*args) -> click Result; stderr is part of `result.output`."""
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, [str(a) for a in args])
-
-
-def assert_user_error(result, *named):
-    """Exit code 2, no traceback, and the output names each of `named`."""
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    for text in named:
-        assert str(text) in result.output, (text, result.output)
 
 
 def files_under(path):

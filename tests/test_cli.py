@@ -8,27 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from tests.cli_checks import assert_user_error
 
 from facenet_mtl.cli import main
 from facenet_mtl.data import native_layouts
 from facenet_mtl.data.readers import DATASETS, _load_all
 
 
-@pytest.fixture
-def cli():
-    """cli(*args) -> click Result; stderr is part of `result.output`."""
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, [str(a) for a in args])
-
-
-def assert_user_error(result, *named):
-    """Exit code 2, an `error:` line naming each of `named`, and no traceback."""
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    for text in named:
-        assert str(text) in result.output, (text, result.output)
 
 
 def utk_faces(n, first_age=20):
