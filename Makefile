@@ -67,11 +67,14 @@ real: $(STAMP)
 # then experiments/release/ (pretrain -> four-head model), then publish-release copies the model
 # into facenet_mtl/weights/ and rewrites MODEL_CARD.md from measurements on the test splits.
 RELEASE_DATA ?= data_out/release
+# The shipped model used FairFace's 40,000-face copy (../shared/DATA.md: FAIRFACE=<its folder>, laid out
+# as train/<n>.jpg + fairface_label_train.csv); the 10,000 in $(DATA)/fairface are its first 10,000.
+FAIRFACE ?= $(DATA)/fairface
 release: $(STAMP)
 	$(CLI) build-tfrecords utkface --source $(DATA)/utkface/UTKFace --out $(RELEASE_DATA) --image-size 64
 	$(CLI) build-tfrecords fer2013 --source $(DATA)/fer2013/fer2013_images.zip --out $(RELEASE_DATA) --image-size 64
 	$(CLI) build-tfrecords celeba --source $(DATA)/celeba --out $(RELEASE_DATA) --image-size 64
-	$(CLI) build-tfrecords fairface --source $(DATA)/fairface --out $(RELEASE_DATA) --image-size 64
+	$(CLI) build-tfrecords fairface --source $(FAIRFACE) --out $(RELEASE_DATA) --image-size 64
 	$(CLI) build-tfrecords genki4k --source $(DATA)/genki4k --out $(RELEASE_DATA) --image-size 64 \
 		--option detect=true --no-face keep_full
 	$(CLI) train --config experiments/release/release-pretrain.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)

@@ -56,7 +56,8 @@ def user_errors(fn):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="facenet-mtl")
-def main():
+@click.option("-v", "--verbose", is_flag=True, help="Show debug messages and TensorFlow's own start-up output.")
+def main(verbose=False):
     """Train one face model for age, gender, emotion and smile, and use it.
 
     \b
@@ -64,8 +65,13 @@ def main():
     Example (the built-in demo data):
       facenet-mtl demo-data demo_data/native
       facenet-mtl build-tfrecords wiki --source demo_data/native/wiki_crop --out demo_data/records
-      facenet-mtl run experiments/demo/pretrain.toml
+      facenet-mtl train --config experiments/demo/demo-pretrain.toml --runs-dir runs
+      facenet-mtl run experiments/demo/ --runs-dir runs   (every config in the folder, in order)
     """
+    from facenet_mtl import quiet
+
+    quiet.setup_logging(verbose)
+    quiet.import_tensorflow(verbose)
 
 
 @main.command("build-tfrecords")

@@ -43,6 +43,8 @@ def test_the_wheel_holds_the_release_model_and_its_card(wheel):
     info = json.loads(zipfile.ZipFile(wheel).read("facenet_mtl/weights/release.json"))
     assert len(info["sha256"]) == 64 and info["input_size"] >= 32
     assert not any(n.startswith(("datasets/", "tests/")) for n in names)
+    assert "facenet_mtl/py.typed" in names  # type hints are part of the API (PEP 561)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
 
 
 def test_a_fresh_install_predicts_a_real_photo_offline(wheel, tmp_path):

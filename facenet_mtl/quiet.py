@@ -1,0 +1,108 @@
+"""Keep TensorFlow's and Keras's start-up chatter out of a command's output.
+
+TensorFlow writes 4-7 lines to stderr before its logging is set up (oneDNN, "Could not find cuda
+drivers", `cuInit` failing on a machine with no GPU), whatever `TF_CPP_MIN_LOG_LEVEL` says, and
+Keras warns about things a user of facenet-mtl cannot act on. `import_tensorflow()` imports
+TensorFlow (and enumerates its devices, which is where `cuInit` speaks) with stderr captured at the
+file-descriptor level, then writes back every captured line that is not known noise, so a real
+error still shows. The CLI calls it before any command; `-v` keeps everything.
+
+>>> is_noise("I0000 00:00:1796191264.066807    5431 port.cc:153] oneDNN custom operations are on.")
+True
+>>> is_noise("E0000 00:00:1796191283.683818 5431 cuda_platform.cc:52] failed call to cuInit: INTERNAL")
+True
+>>> is_noise("Traceback (most recent call last):")
+False
+"""
+import logging
+import os
+import re
+import sys
+import tempfile
+import warnings
+
+log = logging.getLogger("facenet_mtl")
+
+# Lines TensorFlow prints while starting up that say nothing the user can act on.
+NOISE = (
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"),
+    re.compile(r"^[IW]\d{4} [\d:. ]+\s*\d+ \S+\.cc:\d+\]"),  # absl info/warning lines from C++
+    re.compile(r"^E\d{4} [\d:. ]+\s*\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"),
+    re.compile(r"^To enable the following instructions: .* in other operations, rebuild TensorFlow"),
+)
+
+# Keras/absl warnings on every run that the user cannot act on (the trainer sizes its epochs).
+QUIET_WARNINGS = (
+    r".*[Yy]our input ran out of data.*",
+    r".*`shuffle=True` .*ignored.*",
+    r".*You are saving your model as an HDF5 file.*",
+    r".*The structure of `inputs` doesn't match the expected structure.*",
+)
+
+
+def is_noise(line):
+    return any(pattern.match(line) for pattern in NOISE)
+
+
+def import_tensorflow(verbose=False):
+    """Import TensorFlow with its start-up noise filtered (nothing filtered when `verbose`)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    if verbose or "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        return tf
+    captured = _capture_stderr()
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # where cuInit reports a machine with no GPU
+    finally:
+        text = captured.restore()
+    for line in text.splitlines():
+        if line.strip() and not is_noise(line):
+            sys.stderr.write(line + "\n")
+    quiet_python_warnings()
+    return tf
+
+
+def quiet_python_warnings():
+    """Silence the Keras/absl warnings in `QUIET_WARNINGS` and TensorFlow's Python logger below ERROR."""
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in ("tensorflow", "absl", "keras"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("absl").addFilter(_MessageFilter())
+
+
+class _MessageFilter(logging.Filter):
+    def filter(self, record):
+        text = record.getMessage()
+        return not any(re.match(message, text, re.S) for message in QUIET_WARNINGS)
+
+
+def setup_logging(verbose=False):
+    """The library logs to `facenet_mtl.*`; a command shows INFO (-v: DEBUG) on stderr, bare."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+class _capture_stderr:
+    """Point file descriptor 2 at a temporary file until `restore()`, which returns what was written."""
+
+    def __init__(self):
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        os.dup2(self._file.fileno(), 2)
+
+    def restore(self):
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.seek(0)
+        text = self._file.read().decode("utf-8", "replace")
+        self._file.close()
+        return text
