@@ -78,11 +78,12 @@ def _content_digest(path):
 
 
 def _trained_on(run_dir):
-    """"demo" when the run's resolved config reads the demo records, else "unknown"."""
+    """"demo" when the run's resolved config reads the demo records (`report.data_kind`), else
+    "unknown": a run folder alone cannot prove its data were real."""
+    from facenet_mtl.training.report import data_kind
+
     config = _read_json(run_dir / "config.json")
-    root = str((config.get("data") or {}).get("root", ""))
-    name = str(config.get("name", ""))
-    return "demo" if "demo" in root or name.startswith("demo") else "unknown"
+    return "demo" if config and data_kind(config) == "demo" else "unknown"
 
 
 def _test_figures(run_dir):

@@ -64,6 +64,7 @@ class ReportRow:
     learning_method: str = ""
     experiment: str = ""  # the run's name, or the experiment a published row belongs to
     origin: str = ""  # where a published figure comes from; a run's directory
+    data: str = ""  # a run's data: "demo" (generated faces) or "real"; "" for a published row
 
 
 @dataclass
@@ -189,6 +190,19 @@ def _read_json(path):
         raise DataError(path, f"not valid JSON: {exc}") from None
 
 
+def data_kind(config):
+    """"demo" when a run's resolved config (a dict) trained on the generated demo faces, else "real".
+
+    >>> data_kind({"name": "demo-mtl-w1111", "data": {"root": "demo_data/records"}})
+    'demo'
+    >>> data_kind({"name": "release-mtl", "data": {"root": "data_out/release"}})
+    'real'
+    """
+    root = Path(str((config.get("data") or {}).get("root", "")))
+    demo = any(part.startswith("demo") for part in root.parts) or str(config.get("name", "")).startswith("demo")
+    return "demo" if demo else "real"
+
+
 def _run_row(run_dir, config, figures, dataset):
     model = config.get("model", {})
     tasks = tuple(model.get("tasks", ()))
@@ -209,6 +223,7 @@ def _run_row(run_dir, config, figures, dataset):
         learning_method=config.get("learning_method") or config.get("stage", ""),
         experiment=config.get("name", run_dir.name),
         origin=str(run_dir),
+        data=data_kind(config),
     )
 
 
@@ -261,7 +276,9 @@ def format_lr(lr):
 
 
 CSV_COLUMNS = ("model", "age_mae", "gender_acc_pct", "emotion_acc_pct", "smile_acc_pct",
-               "loss_weights", "initial_lr", "learning_method", "source", "experiment", "origin")
+               "loss_weights", "initial_lr", "learning_method", "source", "experiment", "origin", "data")
+DEMO_NOTE = ("Rows marked *demo data* were trained and tested on the generated demo faces: they show "
+             "that the programme runs, and are not comparable with the published real-data rows.")
 
 
 def _cells(row):
@@ -274,6 +291,7 @@ def _cells(row):
         row.source,
         row.experiment,
         row.origin,
+        row.data,
     ]
 
 
@@ -286,6 +304,7 @@ def to_markdown(report):
         f"{len(report.references)} published reference row(s).",
         "Age MAE in years; accuracies in %. Each run is followed by the published row it "
         "reproduces; rows with source *reference* are published figures, not our runs.",
+        *([DEMO_NOTE] if any(r.data == "demo" for r in report.runs) else []),
         "",
     ]
     headers = ["model", *(m.header for m in METRICS), "loss weights", "initial lr",
@@ -294,7 +313,9 @@ def to_markdown(report):
     lines.append("|" + "|".join("---:" if h in {m.header for m in METRICS} else "---" for h in headers) + "|")
     for row in report.rows:
         where = [row.experiment] if row.source == RUN else [row.origin, row.experiment]
-        cells = _cells(row)[:-2] + [" · ".join(filter(None, where))]
+        cells = _cells(row)[:-3] + [" · ".join(filter(None, where))]
+        if row.data == "demo":
+            cells[-2] += " (*demo data*)"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -303,6 +324,11 @@ def to_markdown(report):
 
 
 COLOURS = {RUN: "tab:blue", REFERENCE: "tab:gray"}
+DEMO_RUN, DEMO_COLOUR = "this run, demo data", "tab:orange"
+
+
+def _colour(row):
+    return DEMO_COLOUR if row.data == "demo" else COLOURS[row.source]
 
 
 def plot_metric(report, metric, path):
@@ -319,7 +345,7 @@ def plot_metric(report, metric, path):
         spans.append((high - low) / 2)
         label = f"{row.model} [{row.experiment}]" if row.experiment else row.model
         labels.append(label if row.source == RUN else f"{label} (ref.)")
-        colours.append(COLOURS[row.source])
+        colours.append(_colour(row))
     fig = Figure(figsize=(11, 1.5 + 0.35 * len(rows)))
     ax = fig.add_subplot()
     positions = range(len(rows))
@@ -332,11 +358,13 @@ def plot_metric(report, metric, path):
     ax.set_yticks(list(positions), labels, fontsize=8)
     ax.invert_yaxis()
     better = "lower is better" if metric.lower_is_better else "higher is better"
-    ax.set_title(f"{metric.header}, split {report.split} ({better})")
+    ax.set_title(f"{metric.header}, split {report.split} ({better})", pad=22)
     ax.set_xlabel(metric.header)
     ax.margins(x=0.15)
-    ax.legend(handles=[Patch(color=c, label=s) for s, c in COLOURS.items()], loc="lower right",
-              fontsize=8)
+    # The legend sits above the axes: inside them it covered the last bar's value.
+    shown = {**COLOURS, **({DEMO_RUN: DEMO_COLOUR} if any(r.data == "demo" for r in rows) else {})}
+    ax.legend(handles=[Patch(color=c, label=s) for s, c in shown.items()], loc="lower left",
+              bbox_to_anchor=(0, 1.08), ncol=len(shown), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path

@@ -166,3 +166,37 @@ def test_a_renamed_run_finds_its_published_row_by_its_config_reference(tmp_path)
     report = build_report([tmp_path / "resnet18-mtl-w111-seed2"])
     assert report.rows[1].experiment == published["experiment"]
     assert len(report.references) == len(STUDY_REFERENCES)
+
+
+def test_runs_on_demo_faces_are_marked_in_the_table_csv_and_charts(tmp_path):
+    run = make_run(tmp_path, "demo-mtl-w1111", overall={"smile_acc": 0.7, "gender_acc": 0.8})
+    real = make_run(tmp_path, "real-mtl", overall={"smile_acc": 0.93})
+    report = build_report([run, real])
+    assert {r.experiment: r.data for r in report.runs} == {"demo-mtl-w1111": "demo", "real-mtl": "real"}
+    markdown = to_markdown(report)
+    assert "*demo data*" in markdown and "not comparable with the published" in markdown
+    (demo_line,) = [line for line in markdown.splitlines() if "demo-mtl-w1111" in line]
+    assert "this run (*demo data*)" in demo_line
+    (real_line,) = [line for line in markdown.splitlines() if "| real-mtl |" in line]
+    assert "demo" not in real_line
+    write_report(report, tmp_path / "out")
+    rows = {r["experiment"]: r["data"] for r in read_csv(tmp_path / "out" / "results.csv") if r["source"] == "this run"}
+    assert rows == {"demo-mtl-w1111": "demo", "real-mtl": "real"}
+    assert "demo data" not in to_markdown(build_report([real]))
+
+
+def test_the_chart_legend_sits_outside_the_bars(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from facenet_mtl.training import report as report_module
+
+    made = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: made.append(self))
+    run = make_run(tmp_path, "demo-mtl", overall={"smile_acc": 0.7})
+    report_module.plot_metric(build_report([run]), report_module.METRICS[3], tmp_path / "smile_acc.png")
+    (fig,) = made
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y0 >= ax.get_window_extent().y1  # above the axes: it covers no bar or value
+    assert any(t.get_text() == "this run, demo data" for t in ax.get_legend().get_texts())
