@@ -205,8 +205,12 @@ This file is written by `make release` from measurements; do not edit its figure
 - **UTKFace** (age, gender; non-commercial research only), **FER2013** Training (emotion;
   ICML 2013 challenge data, research use), **GENKI-4K** (smile; MPLab, research use only),
   **CelebA** (smile, gender; non-commercial research only), **FairFace** (age group, gender;
-  CC BY 4.0). Only the copies in the project's shared data were used; the FER2013 PrivateTest
-  images, the other 800 GENKI-4K images and the other 4,676 UTKFace faces were never seen.
+  CC BY 4.0). UTKFace, FER2013, GENKI-4K and CelebA: only the copies in the project's shared
+  data were used; the FER2013 PrivateTest images, the other 800 GENKI-4K images and the other
+  4,676 UTKFace faces were never seen. FairFace: 40,000 training faces from a public snapshot
+  (`make release FAIRFACE=<folder>`; the 10,000 shared faces are its first 10,000, with the same
+  labels and, split by the same hash of the file name, the same splits), so the FairFace test
+  faces below were never trained on.
 - Several sources are for **non-commercial research only**: weights trained on them inherit
   those terms as far as the dataset licences reach. Treat the weights as non-commercial,
   research-only, and cite the datasets (see `datasets/*/README.md`).
@@ -220,8 +224,8 @@ This file is written by `make release` from measurements; do not edit its figure
 {command}
 ```
 {epochs} epochs of the four-head stage ({train_hours} h of training on a 2-core CPU), after the
-age + gender pretraining; the recipe and every probe behind it are in `experiments/release/` and
-`experiments/real/`.
+age + gender pretraining (`experiments/release/release-pretrain.toml`); the recipe and every
+probe behind it are in `experiments/release/` and `experiments/real/`.
 
 ## Figures (test splits)
 | head | dataset (protocol) | figure |
