@@ -44,6 +44,13 @@ class RunDir:
 
     def __init__(self, path):
         self.path = Path(path)
+        self.config_file = self.path / "config.json"
+        self.state_file = self.path / "state.json"
+        self.last_checkpoint = self.path / "checkpoints" / "last.npz"
+        self.best_checkpoint = self.path / "checkpoints" / "best_weights.npz"
+        self.history_file = self.path / "history.csv"
+        self.tensorboard_dir = self.path / "tensorboard"
+        self.metrics_file = self.path / "metrics.json"
 
     @classmethod
     def of(cls, cfg, runs_dir):
@@ -52,36 +59,6 @@ class RunDir:
 
     def __repr__(self):
         return f"RunDir({str(self.path)!r})"
-
-    # --- paths ---------------------------------------------------------------------------------
-
-    @property
-    def config_file(self):
-        return self.path / "config.json"
-
-    @property
-    def state_file(self):
-        return self.path / "state.json"
-
-    @property
-    def last_checkpoint(self):
-        return self.path / "checkpoints" / "last.npz"
-
-    @property
-    def best_checkpoint(self):
-        return self.path / "checkpoints" / "best_weights.npz"
-
-    @property
-    def history_file(self):
-        return self.path / "history.csv"
-
-    @property
-    def tensorboard_dir(self):
-        return self.path / "tensorboard"
-
-    @property
-    def metrics_file(self):
-        return self.path / "metrics.json"
 
     def model_file(self, kind="keras"):
         """An exported model: `kind` is a key of `MODEL_FILES`, or "saved_model" (a folder)."""
