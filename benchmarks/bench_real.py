@@ -37,7 +37,8 @@ def main():
     from facenet_mtl.models import output_names_for
     from facenet_mtl.training.config import load_config
     from facenet_mtl.training.precision import set_precision
-    from facenet_mtl.training.trainer import build_network, compile_for_phase, input_spec, trained_model
+    from facenet_mtl.training.plan import build_network, compile_for_phase, trained_model
+    from facenet_mtl.training.trainer import input_spec
 
     cfg = load_config(args.config, args.overrides)
     keras.utils.set_random_seed(cfg.train.seed)
@@ -60,7 +61,7 @@ def main():
         for _ in range(steps):
             next(iterator)
 
-    network = build_network(cfg)
+    network = build_network(cfg.model)
     model = trained_model(cfg, network)
     compile_for_phase(cfg, model, "full")
     held = tf.data.Dataset.from_tensors(next(iterator)).repeat()

@@ -64,7 +64,8 @@ def main():
     from facenet_mtl.inference.predictor import FacePredictor
     from facenet_mtl.models import build_model, output_names_for
     from facenet_mtl.training.config import parse_config
-    from facenet_mtl.training.trainer import compile_for_phase, input_spec, train
+    from facenet_mtl.training.plan import compile_for_phase
+    from facenet_mtl.training.trainer import input_spec, train
 
     with tempfile.TemporaryDirectory() as tmp:
         native = make_demo_data(f"{tmp}/native", seed=0, sizes={"utkface": 1200})["utkface"]

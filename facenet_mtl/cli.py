@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from facenet_mtl.data.errors import DataError
+from facenet_mtl.training.rundir import FINISH_KEYS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -168,8 +169,7 @@ COMMON_TRAIN = [
     click.option("--restart", is_flag=True, help="Discard an existing run directory and start over."),
     click.option("--refinish", is_flag=True,
                  help="Finish a finished run again without training: export, BatchNorm recalibration and "
-                      "evaluation under the config's current finish options (model.test_time_flip, "
-                      "train.bn_recalibration_batches)."),
+                      f"evaluation under the config's current finish options ({', '.join(FINISH_KEYS)})."),
 ]
 
 

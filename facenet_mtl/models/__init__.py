@@ -17,7 +17,7 @@ from facenet_mtl.models.multitask import (
     transfer_weights,
 )
 from facenet_mtl.models.preprocessing import PREPROCESSING_MODES, preprocessing_layers
-from facenet_mtl.models.test_time import with_flip_average
+from facenet_mtl.models.flip_average import with_flip_average
 
 __all__ = [
     "BACKBONES",

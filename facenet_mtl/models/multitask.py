@@ -119,7 +119,7 @@ def transfer_weights(source_model, target_model):
 
 def inner_network(model):
     """The network that holds the backbone: `model` itself, or the one model nested in it that
-    does (a flip-averaged export, `facenet_mtl.models.test_time`)."""
+    does (a flip-averaged export, `facenet_mtl.models.flip_average`)."""
     if BACKBONE_LAYER in {layer.name for layer in model.layers}:
         return model
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facenet_mtl.data.schema import TASK_NAMES
+from facenet_mtl.training.references import check_reference  # the one schema of published rows
 
 STAGES = ("pretrain", "finetune")
 MIXING = ("oversample_to_largest", "weights", "natural")
@@ -44,7 +45,7 @@ class ModelConfig:
     tasks: tuple = ("age", "gender")
     dropout: float = 0.0
     head_units: int = 0
-    # The exported model averages its outputs over the image and its mirror (models/test_time.py).
+    # The exported model averages its outputs over the image and its mirror (models/flip_average.py).
     # Only the finish uses it: a finished run can be re-exported with it on or off.
     test_time_flip: bool = False
 
@@ -403,8 +404,6 @@ def _validate(cfg, source):
 def _validate_reference(reference, source):
     if not reference:
         return
-    from facenet_mtl.training.report import check_reference  # the one schema of published rows
-
     try:
         check_reference(reference)
     except ValueError as exc:

@@ -4,42 +4,31 @@ Keras 3.15's `model.fit` fails under this strategy ("PerReplica cannot be conver
 Tensor"), so this module trains the same model, per-output losses, loss weights and optimizer
 with a custom step: `strategy.run` over `experimental_distribute_dataset`, the gradients summed
 across replicas by the optimizer. It keeps the trainer's run directory: the heads-first and full
-phases, the epoch-level learning rate, `checkpoints/last.weights.h5` with the optimizer state,
-`state.json` and `history.csv` (loss per output) after every epoch, so a rerun resumes.
+phases and the one phase loop (`plan.phases_to_train`), the epoch-level learning rate, and the
+same `RunDir` checkpoint (weights and optimizer state), `state.json` and `history.csv` (loss per
+output) after every epoch, so a rerun resumes.
 
 Unlike `model.fit`, a multi-worker run has no validation pass, hence no best-epoch weights, no
 early stopping and no TensorBoard logs: the exported model is the last epoch's. As under `fit`
 with a mirrored strategy, BatchNorm normalises with each replica's own share of the batch.
 
-Every worker runs the same code; only the chief writes the run directory (the others save their
-checkpoint, which may involve collective ops, to a temporary directory and delete it). The run
-directory must be on a filesystem all workers see, for a rerun to resume.
+Every worker runs the same code, and takes each epoch's checkpoint snapshot (reading a variable
+may be a collective op); only the chief writes the run directory. The run directory must be on a
+filesystem all workers see, for a rerun to resume.
 """
-import csv
 import logging
-import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from facenet_mtl.training import callbacks as cb
-from facenet_mtl.training.losses import head_losses, output_loss_weights
+from facenet_mtl.training.plan import learning_rate_at, loss_setup, phases_to_train
 from facenet_mtl.training.precision import is_chief
+from facenet_mtl.training.rundir import snapshot
 
 log = logging.getLogger(__name__)
 
 SUM = tf.distribute.ReduceOp.SUM
-
-
-def loss_setup(cfg, outputs):
-    """(losses, loss_weights) by output name, as `trainer.compile_for_phase` compiles them."""
-    task_weights = {t: cfg.loss_weight(t) for t in cfg.model.tasks}
-    return (head_losses(outputs, cfg.loss.label_smoothing),
-            output_loss_weights(outputs, task_weights, cfg.loss.age_l1))
 
 
 def summed(loss):
@@ -120,48 +109,34 @@ def distribute_dataset(train_ds, strategy):
     return strategy.experimental_distribute_dataset(train_ds.with_options(options))
 
 
-def fit_multi_worker(cfg, model, strategy, train_ds, steps, run_dir, state):
+def fit_multi_worker(cfg, model, strategy, train_ds, steps, run, state):
     """Train `model` (built under `strategy.scope()`) on `train_ds` (the pipeline's training
-    dataset) for the config's phases, `steps` per epoch, from the epoch `state` says is done.
-    Works under any strategy; the trainer uses it for MultiWorkerMirroredStrategy."""
-    from facenet_mtl.training.trainer import learning_rate_at, phases, prepare_phase  # trainer calls us
-
-    run_dir = Path(run_dir)
+    dataset) for the config's phases, `steps` per epoch, from the epoch `state` says is done,
+    into `run` (a `RunDir`). Works under any strategy; the trainer uses it for
+    MultiWorkerMirroredStrategy."""
     chief = is_chief()
-    done = _epochs_done_on_every_worker(strategy, int(state.get("epoch", 0)))
+    _epochs_done_on_every_worker(strategy, int(state.get("epoch", 0)))
     if cfg.train.monitor or cfg.train.patience:
         log.warning("multi-worker training has no validation pass: train.monitor and train.patience "
                     "are ignored and the last epoch's weights are exported")
     losses, loss_weights = loss_setup(cfg, list(model.output_names))
     batches = iter(distribute_dataset(train_ds, strategy))
-    scratch = None if chief else Path(tempfile.mkdtemp(prefix="facenet-mtl-worker-"))
-    try:
-        resuming = done > 0
-        for phase, first, end in phases(cfg):
-            if end <= done:
-                continue
-            with strategy.scope():
-                prepare_phase(cfg, model, phase, run_dir, state if resuming else None)
-                if not model.optimizer.built:  # a LossScaleOptimizer built twice gets new variables
-                    model.optimizer.build(model.trainable_variables)
-            resuming = False
-            step = make_train_step(model, model.optimizer, losses, loss_weights, strategy)
-            for epoch in range(max(first, done), end):
-                lr = learning_rate_at(cfg.optimizer, epoch, cfg.train.epochs)
-                model.optimizer.learning_rate.assign(lr)
-                started = time.time()
-                logs = _train_epoch(step, batches, steps)
-                logs["lr"] = lr
-                _save_checkpoint(model, run_dir if chief else scratch)
+    for phase, first, end in phases_to_train(cfg, model, strategy, run, state):
+        step = make_train_step(model, model.optimizer, losses, loss_weights, strategy)
+        for epoch in range(first, end):
+            lr = learning_rate_at(cfg.optimizer, epoch, cfg.train.epochs)
+            model.optimizer.learning_rate.assign(lr)
+            started = time.time()
+            logs = _train_epoch(step, batches, steps)
+            logs["lr"] = lr
+            arrays = snapshot(model)  # on every worker: reading a variable may be a collective op
+            if chief:
+                run.save_checkpoint(arrays)
                 seconds = time.time() - started
-                if chief:
-                    _append_history(run_dir / "history.csv", epoch, logs)
-                    _record_epoch(run_dir, epoch, phase, seconds)
-                    print(f"epoch {epoch + 1}/{cfg.train.epochs} ({phase}) loss {logs['loss']:.4f} "
-                          f"lr {lr:.3g} {seconds:.0f}s")
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+                run.append_history(epoch, logs)
+                run.record_epoch(epoch, phase, seconds)
+                print(f"epoch {epoch + 1}/{cfg.train.epochs} ({phase}) loss {logs['loss']:.4f} "
+                      f"lr {lr:.3g} {seconds:.0f}s")
 
 
 def _train_epoch(step, batches, steps):
@@ -185,34 +160,3 @@ def _epochs_done_on_every_worker(strategy, done):
                            f"{total / count:g}): put the run directory on a filesystem every worker sees, "
                            "or restart the run")
     return done
-
-
-def _save_checkpoint(model, directory):
-    (directory / "checkpoints").mkdir(parents=True, exist_ok=True)
-    tmp = directory / "checkpoints/last.tmp.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, directory / cb.LAST)
-
-
-def _append_history(path, epoch, logs):
-    """One row per epoch, columns as keras.callbacks.CSVLogger writes them (epoch from 0)."""
-    row = {"epoch": epoch, **logs}
-    if path.is_file():
-        with open(path, newline="") as f:
-            columns = next(csv.reader(f), None)
-    else:
-        columns = None
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns or ["epoch", *sorted(logs)], extrasaction="ignore")
-        if columns is None:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def _record_epoch(run_dir, epoch, phase, seconds):
-    """state.json as `callbacks.EpochCheckpoint` leaves it, so the trainer's resume reads it."""
-    state = cb.read_state(run_dir)
-    state.update(epoch=epoch + 1, phase=phase, monitor="",
-                 train_seconds=state.get("train_seconds", 0.0) + seconds,
-                 epoch_seconds=state.get("epoch_seconds", []) + [round(seconds, 3)])
-    cb.write_state(run_dir, state)

@@ -15,20 +15,14 @@ from pathlib import Path
 import keras
 
 from facenet_mtl.data.schema import AGE_BINS, EMOTIONS, GENDERS, SMILES
-from facenet_mtl.models import build_model, model_tasks
+from facenet_mtl.models import model_tasks
 from facenet_mtl.training import portable
+from facenet_mtl.training.plan import build_network
+from facenet_mtl.training.rundir import MODEL_FILES, SAVED_MODEL
 from facenet_mtl.weights import sha256_of
 
 SAVED_MODEL_MARKER = "facenet_mtl.json"
 MARKER_FORMAT = "facenet-mtl saved_model"
-KERAS_FILES = {"h5": "model.h5", "keras": "model.keras", "keras2_h5": "model.keras2.h5"}
-
-
-def network_from(model_cfg):
-    """The functional network a config's `[model]` section describes, untrained."""
-    return build_model(backbone=model_cfg.backbone, tasks=tuple(model_cfg.tasks), input_size=model_cfg.input_size,
-                       backbone_args=dict(model_cfg.backbone_args), dropout=model_cfg.dropout,
-                       head_units=model_cfg.head_units)
 
 
 def inference_copy(trained, model_cfg):
@@ -36,7 +30,7 @@ def inference_copy(trained, model_cfg):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        model = network_from(model_cfg)
+        model = build_network(model_cfg)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     model.set_weights(trained.get_weights())
@@ -44,14 +38,15 @@ def inference_copy(trained, model_cfg):
 
 
 def export_model(model, run_dir, saved_model=True):
-    """Save `model.h5`, `model.keras`, `model.keras2.h5` and `saved_model/` under run_dir (each
-    written beside, then renamed, so an interrupted export leaves the previous files whole)."""
+    """Save `model.h5`, `model.keras`, `model.keras2.h5` and `saved_model/` under run_dir
+    (`rundir.MODEL_FILES`; each written beside, then renamed, so an interrupted export leaves the
+    previous files whole)."""
     run_dir = Path(run_dir)
-    paths = {"h5": save_h5(model, run_dir / KERAS_FILES["h5"]),
-             "keras": save_keras(model, run_dir / KERAS_FILES["keras"]),
-             "keras2_h5": save_keras2_h5(model, run_dir / KERAS_FILES["keras2_h5"])}
+    paths = {"h5": save_h5(model, run_dir / MODEL_FILES["h5"]),
+             "keras": save_keras(model, run_dir / MODEL_FILES["keras"]),
+             "keras2_h5": save_keras2_h5(model, run_dir / MODEL_FILES["keras2_h5"])}
     if saved_model:
-        paths["saved_model"] = save_saved_model(model, run_dir / "saved_model")
+        paths["saved_model"] = save_saved_model(model, run_dir / SAVED_MODEL)
     return paths
 
 

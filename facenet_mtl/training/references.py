@@ -1,4 +1,4 @@
-"""Published figures the report sets beside our runs: data, not code.
+"""Published figures the report sets beside our runs (data, not code), and what a row may hold.
 
 Each entry is one table row. Metric keys are those of `metrics.json` (`age_mae`, `gender_acc`,
 `emotion_acc`, `smile_acc`), but accuracies are in **percent, as published** (84.15, not
@@ -7,7 +7,53 @@ Each entry is one table row. Metric keys are those of `metrics.json` (`age_mae`,
 test suite checks); `origin` says where the figure was published.
 
 Add a set for a new comparison as another list here and pass it to `build_report(references=...)`.
+The row schema is here too: `METRICS` (the figures a row may give) and `check_reference`.
 """
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # as in metrics.json
+    header: str  # the table column
+    percent: bool  # metrics.json holds a fraction; tables and references show percent
+    lower_is_better: bool = False
+
+
+METRICS = (
+    Metric("age_mae", "Age MAE", percent=False, lower_is_better=True),
+    Metric("gender_acc", "Gender Acc %", percent=True),
+    Metric("emotion_acc", "Emotion Acc %", percent=True),
+    Metric("smile_acc", "Smile Acc %", percent=True),
+)
+METRIC_KEYS = tuple(m.key for m in METRICS)
+REFERENCE_KEYS = ("model", *METRIC_KEYS, "loss_weights", "lr", "learning_method", "experiment", "origin")
+
+
+def check_reference(ref):
+    """Raise ValueError('<key>: <problem>') unless `ref` is a valid published row."""
+    unknown = sorted(set(ref) - set(REFERENCE_KEYS))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown key; allowed: {', '.join(REFERENCE_KEYS)}")
+    if not isinstance(ref.get("model"), str) or not ref["model"]:
+        raise ValueError("model: every reference row names its model")
+    for metric in METRICS:
+        if metric.key not in ref:
+            continue
+        value = ref[metric.key]
+        parts = value if isinstance(value, (list, tuple)) else (value,)
+        if not 1 <= len(parts) <= 2 or not all(_is_number(v) for v in parts):
+            raise ValueError(f"{metric.key}: must be a number or a [low, high] range, got {value!r}")
+        top = 100 if metric.percent else float("inf")
+        low = 1 if metric.percent else 0  # an accuracy <= 1 is a fraction written by mistake
+        if not all(low < v <= top for v in parts):
+            unit = "a percentage as published, e.g. 84.15" if metric.percent else "a number > 0"
+            raise ValueError(f"{metric.key}: must be {unit}, got {value!r}")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 _STUDY = "the study's notes"
 _PUBLIC = "another public project, ChaLearn LAP 2016"

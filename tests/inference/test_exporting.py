@@ -12,7 +12,7 @@ from facenet_mtl.cli import main
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.inference import exporting
 from facenet_mtl.models import build_model
-from facenet_mtl.models.test_time import with_flip_average
+from facenet_mtl.models.flip_average import with_flip_average
 from facenet_mtl.training.export import save_h5
 from facenet_mtl.weights import release_model_path
 

@@ -13,10 +13,11 @@ import tensorflow as tf
 from facenet_mtl.data.pipeline import make_dataset
 from facenet_mtl.models import build_model
 from facenet_mtl.training import callbacks as cb
-from facenet_mtl.training import trainer
+from facenet_mtl.training import plan, trainer
 from facenet_mtl.training.balancing import UncertaintyWeighting, network_of
 from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.losses import head_losses
+from facenet_mtl.training.rundir import RunDir
 
 BALANCED = {"balancing": "uncertainty"}
 
@@ -28,8 +29,8 @@ def history(run_dir):
 
 def compiled(cfg):
     network = build_model("compact", cfg.model.tasks, 32, backbone_args=dict(cfg.model.backbone_args))
-    model = trainer.trained_model(cfg, network)
-    trainer.compile_for_phase(cfg, model, "full")
+    model = plan.trained_model(cfg, network)
+    plan.compile_for_phase(cfg, model, "full")
     return model
 
 
@@ -137,22 +138,22 @@ def test_run_resumes_with_its_log_variances_and_exports_the_plain_network(make_c
     assert not np.allclose(seen[0], 0) and not np.allclose(seen[1], seen[0])  # learned, across the phase change
 
     restored = []
-    original_restore = cb.restore_checkpoint
+    original_restore = RunDir.restore_checkpoint
 
-    def check_restore(model, run_dir):
-        done = original_restore(model, run_dir)
+    def check_restore(run, model):
+        done = original_restore(run, model)
         restored.append((keras.ops.convert_to_numpy(model.log_variances).copy(), int(model.optimizer.iterations)))
         return done
 
     trained = []
     original_finish = trainer.finish_run
 
-    def keep_model(cfg, model, run_dir):
+    def keep_model(cfg, model, run):
         trained.append(model)
-        return original_finish(cfg, model, run_dir)
+        return original_finish(cfg, model, run)
 
     monkeypatch.setattr(cb, "run_callbacks", original)
-    monkeypatch.setattr(cb, "restore_checkpoint", check_restore)
+    monkeypatch.setattr(RunDir, "restore_checkpoint", check_restore)
     monkeypatch.setattr(trainer, "finish_run", keep_model)
     run_dir = trainer.train(cfg, tmp_path, verbose=0)
     np.testing.assert_array_equal(restored[0][0], seen[1])

@@ -28,16 +28,16 @@ import tensorflow as tf  # noqa: E402
 from facenet_mtl.data.pipeline import to_model_inputs  # noqa: E402
 from facenet_mtl.data.schema import LABEL_FIELDS, MISSING  # noqa: E402
 from facenet_mtl.models import build_model, output_names_for  # noqa: E402
-from facenet_mtl.training import callbacks as cb  # noqa: E402
 from facenet_mtl.training.config import parse_config  # noqa: E402
 from facenet_mtl.training.distributed import (  # noqa: E402
     distribute_dataset,
     fit_multi_worker,
-    loss_setup,
     make_train_step,
     replica_losses,
     summed,
 )
+from facenet_mtl.training.plan import loss_setup  # noqa: E402
+from facenet_mtl.training.rundir import RunDir  # noqa: E402
 
 TASKS = ("age", "gender", "emotion", "smile")
 OUTPUTS = output_names_for(TASKS)
@@ -176,14 +176,15 @@ def test_run_checkpoints_and_resumes_across_the_phase_change(tmp_path):
     keras.utils.set_random_seed(cfg.train.seed)
     first = tiny_model(cfg)
     one_epoch = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1))
-    fit_multi_worker(one_epoch, first, strategy, data, 3, tmp_path, state={})
-    state = cb.read_state(tmp_path)
+    run = RunDir(tmp_path)
+    fit_multi_worker(one_epoch, first, strategy, data, 3, run, state={})
+    state = run.state()
     assert (state["epoch"], state["phase"]) == (1, "heads")
-    assert (tmp_path / cb.LAST).is_file()
+    assert run.last_checkpoint.is_file()
 
     resumed = tiny_model(cfg)  # a fresh process's model: weights and optimizer come from the checkpoint
-    fit_multi_worker(cfg, resumed, strategy, data, 3, tmp_path, state=state)
-    state = cb.read_state(tmp_path)
+    fit_multi_worker(cfg, resumed, strategy, data, 3, run, state=state)
+    state = run.state()
     assert (state["epoch"], state["phase"], len(state["epoch_seconds"])) == (2, "full", 2)
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     assert [r["epoch"] for r in rows] == ["0", "1"]
@@ -211,8 +212,8 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, mixed_floa
         keras.utils.set_random_seed(cfg.train.seed)
         for run_cfg in plan:
             model = tiny_model(cfg)
-            fit_multi_worker(run_cfg, model, strategy, batches(synthetic_examples()), 4, tmp_path / name,
-                             cb.read_state(tmp_path / name))
+            run = RunDir(tmp_path / name)
+            fit_multi_worker(run_cfg, model, strategy, batches(synthetic_examples()), 4, run, run.state())
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
         final[name] = model.get_weights() + [np.asarray(v) for v in model.optimizer.variables]
     assert len(final["straight"]) == len(final["resumed"])
@@ -243,7 +244,8 @@ def two_worker_run(run_dir, strategy):
     keras.utils.set_random_seed(cfg.train.seed)
     with strategy.scope():
         model = tiny_model(cfg)
-    fit_multi_worker(cfg, model, strategy, batches(synthetic_examples()), 4, Path(run_dir), cb.read_state(run_dir))
+    run = RunDir(run_dir)
+    fit_multi_worker(cfg, model, strategy, batches(synthetic_examples()), 4, run, run.state())
     return model
 
 
@@ -281,10 +283,10 @@ def test_two_workers_train_on_localhost(tmp_path, monkeypatch):
     logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
     assert [p.returncode for p in procs] == [0, 0], "\n\n".join(log[-3000:] for log in logs)
 
-    state = cb.read_state(run_dir)
+    state = RunDir(run_dir).state()
     assert (state["epoch"], state["phase"]) == (3, "full")
-    assert (run_dir / cb.LAST).is_file()
-    assert not list((tmp_path / "tmp1").iterdir()), "the non-chief worker left its checkpoint behind"
+    assert RunDir(run_dir).last_checkpoint.is_file()
+    assert not list((tmp_path / "tmp1").iterdir()), "the non-chief worker wrote a file"
     assert "epoch 3/3" in logs[0] and "epoch 1/3" not in logs[1]  # only the chief reports
     losses = history_losses(run_dir)
     print("two-worker loss per epoch:", losses)

@@ -12,7 +12,8 @@ from facenet_mtl.data.demo_faces import draw_scene
 from facenet_mtl.data.records import BuildOptions, build_tfrecords
 from facenet_mtl.models import BACKBONES, build_model
 from facenet_mtl.training.config import load_config
-from facenet_mtl.training.trainer import compile_for_phase, input_spec
+from facenet_mtl.training.plan import compile_for_phase
+from facenet_mtl.training.trainer import input_spec
 from facenet_mtl.data.pipeline import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import keras
 from click.testing import CliRunner
 
 from facenet_mtl.cli import main
-from facenet_mtl.training import trainer
+from facenet_mtl.training.rundir import RunDir
 from tests.training.conftest import IMAGE_SIZE
 
 CONFIG = """\
@@ -108,5 +108,5 @@ def test_kill_9_during_an_epoch_and_during_export_then_the_same_command_finishes
 
 def test_trim_history_drops_rows_past_the_checkpoint_and_a_torn_row(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,loss\n0,1.5\n1,1.2\n2,1.1\n3,1.")
-    trainer.trim_history(tmp_path, 2)
+    RunDir(tmp_path).trim_history(2)
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,1.5\n1,1.2\n"

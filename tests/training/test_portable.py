@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 from facenet_mtl.models import build_model
-from facenet_mtl.models.test_time import with_flip_average
+from facenet_mtl.models.flip_average import with_flip_average
 from facenet_mtl.training import portable
 from facenet_mtl.training.export import save_h5, save_keras, save_keras2_h5
 from facenet_mtl.weights import release_model_path

@@ -14,8 +14,9 @@ from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import make_dataset
 from facenet_mtl.models import build_model, output_names_for
 from facenet_mtl.training import callbacks as cb
-from facenet_mtl.training import trainer
+from facenet_mtl.training import plan, trainer
 from facenet_mtl.training.config import ConfigError
+from facenet_mtl.training.rundir import RunDir
 
 
 def history(run_dir):
@@ -55,7 +56,7 @@ def test_zero_loss_weight_leaves_head_unchanged(make_config):
     cfg = make_config(model={"tasks": ["age", "gender", "smile"]},
                       data={"datasets": ["utkface", "genki4k"]}, loss={"weights": {"smile": 0.0}})
     model = build_model("compact", cfg.model.tasks, 32, backbone_args=dict(cfg.model.backbone_args))
-    trainer.compile_for_phase(cfg, model, "full")
+    plan.compile_for_phase(cfg, model, "full")
     before = [w.copy() for w in model.get_layer("smile").get_weights()]
     backbone_before = model.get_layer("backbone").get_weights()[0].copy()
     x, y, w = _fixed_batch(cfg, model.output_names)
@@ -68,7 +69,7 @@ def test_zero_loss_weight_leaves_head_unchanged(make_config):
 def test_missing_labels_contribute_nothing(make_config):
     cfg = make_config(model={"tasks": ["age", "gender", "emotion"]}, data={"datasets": ["utkface", "fer2013"]})
     model = build_model("compact", cfg.model.tasks, 32, backbone_args=dict(cfg.model.backbone_args))
-    trainer.compile_for_phase(cfg, model, "full")
+    plan.compile_for_phase(cfg, model, "full")
     x, y, w = _fixed_batch(cfg, model.output_names)
     assert 0 < float(tf.reduce_sum(w["emotion"])) < 16  # a real mix: some rows lack emotion
     base = model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
@@ -123,16 +124,16 @@ def test_interrupted_run_resumes_at_the_next_epoch(make_config, tmp_path, monkey
     state = json.loads((tmp_path / "resume" / "state.json").read_text())
     assert state["epoch"] == 2 and state["phase"] == "full" and not state.get("finished")
     saved_iterations = None
-    original_restore = cb.restore_checkpoint
+    original_restore = RunDir.restore_checkpoint
 
-    def check_restore(model, run_dir):
+    def check_restore(run, model):
         nonlocal saved_iterations
-        restored = original_restore(model, run_dir)
+        restored = original_restore(run, model)
         saved_iterations = int(model.optimizer.iterations.numpy())
         return restored
 
     monkeypatch.setattr(cb, "run_callbacks", original)
-    monkeypatch.setattr(cb, "restore_checkpoint", check_restore)
+    monkeypatch.setattr(RunDir, "restore_checkpoint", check_restore)
     trainer.train(cfg, tmp_path, verbose=0)
     rows = history(tmp_path / "resume")
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
@@ -199,9 +200,9 @@ def test_missing_records_name_the_build_command(make_config, tmp_path):
 def test_learning_rate_schedules(make_config):
     cfg = make_config(optimizer={"lr": 0.1, "schedule": "step", "step_every": 2, "step_gamma": 0.5,
                                  "warmup_epochs": 1})
-    assert [round(trainer.learning_rate_at(cfg.optimizer, e, 6), 4) for e in range(5)] == [0.05, 0.1, 0.05, 0.05, 0.025]
+    assert [round(plan.learning_rate_at(cfg.optimizer, e, 6), 4) for e in range(5)] == [0.05, 0.1, 0.05, 0.05, 0.025]
     cfg = make_config(optimizer={"lr": 0.1, "schedule": "cosine"})
-    lrs = [trainer.learning_rate_at(cfg.optimizer, e, 4) for e in range(4)]
+    lrs = [plan.learning_rate_at(cfg.optimizer, e, 4) for e in range(4)]
     assert lrs[0] == pytest.approx(0.1) and lrs == sorted(lrs, reverse=True) and lrs[-1] > 0
 
 

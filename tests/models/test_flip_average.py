@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facenet_mtl.models import build_model, inner_network, model_tasks, transfer_weights, with_flip_average
-from facenet_mtl.models.test_time import mirror
+from facenet_mtl.models.flip_average import mirror
 
 SIZE = 24
 TINY = {"widths": (4, 8), "stem_width": 4}
