@@ -4,16 +4,23 @@
 >>> facenet_mtl.TASK_NAMES
 ('age', 'gender', 'emotion', 'smile')
 """
+from __future__ import annotations
+
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
 from facenet_mtl.data.schema import TASK_NAMES  # noqa: E402
 
+if TYPE_CHECKING:
+    from facenet_mtl.inference.predictor import FacePredictor
+
 __version__ = "0.1.0"
 
 
-def load(path=None, trust_saved_model=False):
+def load(path: str | Path | None = None, trust_saved_model: bool = False) -> FacePredictor:
     """Load a saved model (.h5, .keras or SavedModel dir) as a `FacePredictor`; no path: the
     model shipped in the package (`facenet_mtl.weights`).
 

@@ -10,10 +10,13 @@ it would let two processes lock two different files of the same name).
 >>> with exclusive(folder, "run directory"):
 ...     pass
 """
+from __future__ import annotations
+
 import contextlib
 import fcntl
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from facenet_mtl.data.errors import DataError
@@ -24,7 +27,7 @@ LOCK_NAME = ".lock"
 class FolderInUseError(DataError):
     """Another process holds the folder's lock; `pid` is its process id (None if unknown)."""
 
-    def __init__(self, folder, what, pid, command):
+    def __init__(self, folder: str | Path, what: str, pid: int | None, command: str) -> None:
         self.pid = pid
         holder = f"pid {pid}" if pid else "a process that has not written its pid yet"
         super().__init__(folder, f"this {what} is in use by another facenet-mtl process ({holder}"
@@ -34,7 +37,7 @@ class FolderInUseError(DataError):
 
 
 @contextlib.contextmanager
-def exclusive(folder, what="folder"):
+def exclusive(folder: str | Path, what: str = "folder") -> Iterator[Path]:
     """Hold the exclusive lock of `folder` (created if needed) for the `with` block, or raise
     `FolderInUseError` at once naming the holder's pid."""
     folder = Path(folder)

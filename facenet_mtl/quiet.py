@@ -14,12 +14,15 @@ True
 >>> is_noise("Traceback (most recent call last):")
 False
 """
+from __future__ import annotations
+
 import logging
 import os
 import re
 import sys
 import tempfile
 import warnings
+from types import ModuleType
 
 log = logging.getLogger("facenet_mtl")
 
@@ -40,11 +43,11 @@ QUIET_WARNINGS = (
 )
 
 
-def is_noise(line):
+def is_noise(line: str) -> bool:
     return any(pattern.match(line) for pattern in NOISE)
 
 
-def import_tensorflow(verbose=False):
+def import_tensorflow(verbose: bool = False) -> ModuleType:
     """Import TensorFlow with its start-up noise filtered (nothing filtered when `verbose`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
     if verbose or "tensorflow" in sys.modules:
@@ -65,7 +68,7 @@ def import_tensorflow(verbose=False):
     return tf
 
 
-def quiet_python_warnings():
+def quiet_python_warnings() -> None:
     """Silence the Keras/absl warnings in `QUIET_WARNINGS` and TensorFlow's Python logger below ERROR."""
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
@@ -75,12 +78,12 @@ def quiet_python_warnings():
 
 
 class _MessageFilter(logging.Filter):
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         return not any(re.match(message, text, re.S) for message in QUIET_WARNINGS)
 
 
-def setup_logging(verbose=False):
+def setup_logging(verbose: bool = False) -> None:
     """The library logs to `facenet_mtl.*`; a command shows INFO (-v: DEBUG) on stderr, bare."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -92,13 +95,13 @@ def setup_logging(verbose=False):
 class _capture_stderr:
     """Point file descriptor 2 at a temporary file until `restore()`, which returns what was written."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         sys.stderr.flush()
         self._saved = os.dup(2)
         self._file = tempfile.TemporaryFile(mode="w+b")
         os.dup2(self._file.fileno(), 2)
 
-    def restore(self):
+    def restore(self) -> str:
         sys.stderr.flush()
         os.dup2(self._saved, 2)
         os.close(self._saved)

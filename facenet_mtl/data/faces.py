@@ -12,12 +12,19 @@ measured once per dataset by `benchmarks/framing.py`; photos are detected and al
 MTCNN finds real faces; it finds only some of the drawn demo faces (`demo_faces`), so predict on
 those with `detect=False`.
 """
+from __future__ import annotations
+
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facenet_mtl.data import images
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 @dataclass
@@ -31,7 +38,7 @@ class Face:
     landmarks: dict = field(default_factory=dict)
 
     @property
-    def area(self):
+    def area(self) -> int:
         return max(0, self.box[2] - self.box[0]) * max(0, self.box[3] - self.box[1])
 
 
@@ -53,7 +60,7 @@ def _padded(rgb):
 class FaceDetector:
     """`FaceDetector().detect(rgb)` -> faces sorted by area, largest first."""
 
-    def __init__(self, min_confidence=0.9, min_size=20):
+    def __init__(self, min_confidence: float = 0.9, min_size: int = 20) -> None:
         self.min_confidence = min_confidence
         self.min_size = min_size
         self._mtcnn = None
@@ -68,7 +75,7 @@ class FaceDetector:
             self._mtcnn = MTCNN()
         return self._mtcnn
 
-    def detect(self, rgb):
+    def detect(self, rgb: np.ndarray) -> list[Face]:
         """Faces in an HxWx3 (or HxW, HxWx4) uint8 image with score >= min_confidence."""
         rgb = images.load_rgb(rgb)  # grey and RGBA -> RGB; MTCNN takes 3 channels only
         padded, pad = _padded(rgb)
@@ -78,7 +85,8 @@ class FaceDetector:
             found = []
         return self._faces(found, rgb.shape, pad, 1.0)
 
-    def detect_batch(self, rgbs, canvas=BATCH_CANVAS, batch_size=32):
+    def detect_batch(self, rgbs: Iterable[np.ndarray], canvas: int = BATCH_CANVAS,
+                     batch_size: int = 32) -> list[list[Face]]:
         """`detect` for many images at once, each scaled onto one `canvas`-pixel square so that
         MTCNN runs them as a batch: ~6x faster per image than one by one on a CPU (GENKI-4K:
         237 vs 1,542 ms). For images with one main face, such as a dataset's photos; faces under
@@ -136,7 +144,7 @@ TEMPLATE = np.array([(0.3076, 0.2885), (0.6924, 0.2885), (0.5000, 0.5160),
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
-def landmark_array(face_or_landmarks):
+def landmark_array(face_or_landmarks: Face | Mapping[str, Sequence[float]] | ArrayLike) -> np.ndarray | None:
     """The five landmarks as a (5, 2) float array, from a `Face` or its landmarks dict."""
     landmarks = face_or_landmarks.landmarks if isinstance(face_or_landmarks, Face) else face_or_landmarks
     if isinstance(landmarks, dict):
@@ -147,7 +155,7 @@ def landmark_array(face_or_landmarks):
     return points if points.shape == (5, 2) else None
 
 
-def alignment_matrix(points, size):
+def alignment_matrix(points: ArrayLike, size: int) -> np.ndarray:
     """The 2x3 least-squares similarity (rotation, uniform scale, shift) taking `points` onto
     TEMPLATE * size (Umeyama's closed form: every landmark counts, none is fitted exactly)."""
     src = np.asarray(points, np.float64)
@@ -165,7 +173,7 @@ def alignment_matrix(points, size):
     return np.hstack([scale * rotation, shift[:, None]]).astype(np.float32)
 
 
-def align_face(rgb, points, size):
+def align_face(rgb: np.ndarray, points: ArrayLike, size: int) -> np.ndarray:
     """The `size` x `size` face whose landmarks `points` (5x2, pixels of `rgb`) land on TEMPLATE.
 
     A large downscale first shrinks the image with area averaging (a warp samples pixels and
@@ -186,7 +194,7 @@ def align_face(rgb, points, size):
     return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def align_by_framing(rgb, framing, size):
+def align_by_framing(rgb: np.ndarray, framing: ArrayLike, size: int) -> np.ndarray:
     """Align a dataset's pre-cropped face by the source's typical landmark layout `framing`
     (5x2, fractions of the image's width and height), for crops too small or too many to detect."""
     rgb = images.load_rgb(rgb)
@@ -194,7 +202,7 @@ def align_by_framing(rgb, framing, size):
     return align_face(rgb, points, size)
 
 
-def crop_face(rgb, face_or_box, size, margin=0.4):
+def crop_face(rgb: np.ndarray, face_or_box: Face | Sequence[float], size: int, margin: float = 0.4) -> np.ndarray:
     """The model's input for one detected face: aligned by its landmarks when it has them (what
     training records get); a bare box (no landmarks) gets the box crop with `margin`."""
     if isinstance(face_or_box, Face):

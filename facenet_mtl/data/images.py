@@ -18,17 +18,27 @@ image costs more than a few hundred MB, and every loaded image has at most `DECO
 >>> square_resize(np.zeros((100, 200, 3), np.uint8), 64).shape
 (64, 64, 3)
 """
+from __future__ import annotations
+
 import io
 import os
 import stat
 import warnings
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facenet_mtl.data.errors import DataError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import TypeAlias
+
+    # What a `FaceRecord.image` holds: a path, a (zip path, member) pair, or the pixels themselves.
+    ImageSource: TypeAlias = "str | os.PathLike[str] | tuple[str | os.PathLike[str], str] | np.ndarray"
 
 MAX_IMAGE_PIXELS = 150_000_000  # refused beyond this (e.g. 12,000 x 12,500); a face photo is far smaller
 DECODE_PIXELS = 4096 * 4096  # larger images are decoded reduced, to at most this many pixels
@@ -37,24 +47,24 @@ REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.
 
 # Open zip files of this process, by (pid, path): a forked worker must not share its parent's
 # file offset, so each process opens its own handle.
-_ZIPS = {}
+_ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}
 
 
 class CorruptImageError(DataError):
     """An image that is missing, truncated or cannot be decoded."""
 
-    def __init__(self, path, reason):
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.reason = reason
         super().__init__(path, f"unreadable image: {reason}",
                          "re-extract or re-download the file, or delete it to skip it")
 
 
-def load_rgb(image_source):
+def load_rgb(image_source: ImageSource) -> np.ndarray:
     """The pixels of `image_source` as an HxWx3 uint8 RGB array (grayscale replicated)."""
     return load_rgb_scaled(image_source)[0]
 
 
-def load_rgb_scaled(image_source):
+def load_rgb_scaled(image_source: ImageSource) -> tuple[np.ndarray, float]:
     """`(rgb, scale)`: the pixels, and the factor (1, or 1/2, 1/4, 1/8 for a large image reduced
     on decode) by which pixel coordinates in the original image (a face box) map onto them."""
     if isinstance(image_source, np.ndarray):
@@ -89,14 +99,14 @@ def _read_file(path, name):
 class ImageTooLargeError(CorruptImageError):
     """An image beyond the documented limits (`MAX_IMAGE_PIXELS`, `MAX_FILE_BYTES`)."""
 
-    def __init__(self, path, size):
+    def __init__(self, path: str | os.PathLike[str], size: str) -> None:
         DataError.__init__(self, path, f"image too large: {size}",
                            f"downscale it below {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels first, e.g. "
                            "`convert big.png -resize 4096x4096 small.png`")
         self.reason = "image too large"
 
 
-def decode_bytes(data, name="<bytes>"):
+def decode_bytes(data: bytes | bytearray | memoryview, name: str = "<bytes>") -> np.ndarray:
     """The pixels of an encoded image (JPEG, PNG, ...) as HxWx3 uint8 RGB; CorruptImageError
     naming `name` when `data` is no image or a truncated one."""
     return _decode(bytes(data), name)[0]
@@ -127,7 +137,7 @@ def _read_zip_member(zip_path, member):
         raise CorruptImageError(name, f"damaged zip member ({type(exc).__name__}: {exc})") from None
 
 
-def header_size(data, name="<image>"):
+def header_size(data: bytes, name: str = "<image>") -> tuple[int, int] | None:
     """(width, height) from an image's header without decoding it, or None if unreadable;
     `ImageTooLargeError` beyond `MAX_IMAGE_PIXELS`."""
     from PIL import Image
@@ -138,7 +148,7 @@ def header_size(data, name="<image>"):
             with Image.open(io.BytesIO(data)) as image:
                 width, height = (int(v) for v in image.size)
     except Image.DecompressionBombError:  # twice Pillow's own limit: beyond ours too
-        raise ImageTooLargeError(name, f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
+        raise ImageTooLargeError(name, f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "  # type: ignore[operator]  # Pillow: int | None
                                        f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f}") from None
     except Exception:  # not an image Pillow knows, or a damaged header
         return None
@@ -189,7 +199,8 @@ def _array_to_rgb(array):
     raise CorruptImageError("<array>", f"expected an HxW or HxWx3 array, got shape {array.shape}")
 
 
-def crop_box_with_margin(rgb, box, margin=0.4, border="edge"):
+def crop_box_with_margin(rgb: np.ndarray, box: Sequence[float], margin: float = 0.4,
+                         border: str = "edge") -> np.ndarray:
     """The square around `box`'s centre, `margin` of the box size added on each side.
 
     `box` is `(x1, y1, x2, y2)` in pixels; the square's side is `max(w, h) * (1 + 2 * margin)`
@@ -216,7 +227,7 @@ def crop_box_with_margin(rgb, box, margin=0.4, border="edge"):
     raise ValueError(f"border must be 'edge' or 'black', got {border!r}")
 
 
-def square_resize(rgb, size):
+def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop `rgb` to a square, then resize it to `size` x `size` (INTER_AREA)."""
     height, width = rgb.shape[:2]
     side = min(height, width)
@@ -227,7 +238,7 @@ def square_resize(rgb, size):
     return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def encode_jpeg(rgb, quality=95):
+def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     """JPEG bytes of an RGB (or 2-D grayscale) uint8 array."""
     pixels = rgb if rgb.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     ok, buffer = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

@@ -6,18 +6,27 @@ image or a missing face is counted and named, and never stops the build; a face 
 so does each alignment (`aligned_by_landmarks`, `aligned_by_source_framing`), so the manifest
 says how many faces of a source were re-aligned and how.
 """
-def init_worker():
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from facenet_mtl.data.schema import FaceRecord
+
+
+def init_worker() -> None:
     import cv2
 
     cv2.setNumThreads(1)
 
 
-def encode_record(job):
+def encode_record(
+        job: tuple[FaceRecord, int, float, str, int]) -> tuple[FaceRecord, bytes | None, tuple[str, str] | None]:
     record, image_size, margin, no_face, quality = job
     from facenet_mtl.data import images
 
     try:
-        rgb, scale = images.load_rgb_scaled(record.image)
+        rgb, scale = images.load_rgb_scaled(record.image)  # type: ignore[arg-type]  # schema types image `object`
     except images.ImageTooLargeError as exc:
         return record, None, ("image_too_large", str(exc))
     except images.CorruptImageError as exc:

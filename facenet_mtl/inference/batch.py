@@ -4,19 +4,29 @@ the model, annotated from the pixels already decoded, one record per image in in
     for record in predict_files(facenet_mtl.load(), paths, out_dir="annotated/"):
         print(record["path"], len(record["faces"]))
 """
+from __future__ import annotations
+
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from facenet_mtl.data import images
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.inference.predictor import annotated_names, check_out_dir, save_annotated
 from facenet_mtl.inference.records import make_record
 
+if TYPE_CHECKING:
+    from facenet_mtl.inference.inputs import Inputs
+    from facenet_mtl.inference.predictor import FacePredictor
+
 PROGRESS_FROM = 4  # a progress bar only for more images than a glance takes
 
 
-def predict_files(predictor, paths, detect=True, batch_size=16, out_dir=None, progress=None):
+def predict_files(predictor: FacePredictor, paths: Iterable[str | Path], detect: bool = True, batch_size: int = 16,
+                  out_dir: str | Path | None = None, progress: bool | None = None) -> Iterator[dict[str, Any]]:
     """Yield one record per image path (see `records.make_record`); an unreadable image gives a
     record with `error` (the message names the file and the fix) and the others go on.
 
@@ -35,7 +45,7 @@ def predict_files(predictor, paths, detect=True, batch_size=16, out_dir=None, pr
                                                disable=not show, dynamic_ncols=True) as bar:
         upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[0]]) if chunks else None
         for number, chunk in enumerate(chunks):
-            decoded = upcoming.result()
+            decoded = upcoming.result()  # type: ignore[union-attr]  # set whenever there are chunks
             if number + 1 < len(chunks):
                 upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[number + 1]])
             readable = [(i, rgb) for i, rgb in zip(chunk, decoded) if not isinstance(rgb, DataError)]
@@ -61,8 +71,9 @@ def _decode_all(paths):
     return decoded
 
 
-def predict_inputs(predictor, inputs, detect=True, batch_size=16, out_dir=None, every=1, max_frames=0,
-                   progress=None):
+def predict_inputs(predictor: FacePredictor, inputs: Inputs, detect: bool = True, batch_size: int = 16,
+                   out_dir: str | Path | None = None, every: int = 1, max_frames: int = 0,
+                   progress: bool | None = None) -> Iterator[dict[str, Any]]:
     """Records for every image of `inputs` (an `inputs.Inputs`), then every sampled frame of each
     of its videos; `out_dir` gets the annotated images and `<stem>_annotated.mp4` videos."""
     from facenet_mtl.inference.video import predict_video

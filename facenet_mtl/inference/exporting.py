@@ -12,6 +12,8 @@ has room: ONNX `metadata_props`, a LiteRT metadata buffer named "facenet_mtl", a
 and `labels.json` (plus the loader's `facenet_mtl.json`) beside `OUT/1/saved_model.pb`.
 Optional runtimes come from `pip install "facenet-mtl[export]"`.
 """
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -19,13 +21,21 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.inference.loading import load_keras_model
 from facenet_mtl.training import export as saving
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
+    from numpy.typing import ArrayLike
 
 FORMATS = ("onnx", "litert", "saved_model", "h5", "keras2-h5")
 TOLERANCE = 1e-4
@@ -47,13 +57,14 @@ class ExportResult:
     differences: dict = field(default_factory=dict)
 
     @property
-    def max_difference(self):
+    def max_difference(self) -> float:
         """The largest difference over the outputs (NaN when any output held NaN)."""
         values = list(self.differences.values())
         return float("nan") if any(np.isnan(values)) else max(values, default=0.0)
 
 
-def export_model_file(model_path, fmt, out, samples=None):
+def export_model_file(model_path: str | Path, fmt: str, out: str | Path,
+                      samples: ArrayLike | None = None) -> ExportResult:
     """Write the model at `model_path` (`.h5` / `.keras`) as `fmt` at `out`, then check it."""
     if fmt not in FORMATS:
         raise DataError(fmt, f"unknown export format; known: {', '.join(FORMATS)}")
@@ -66,7 +77,7 @@ def export_model_file(model_path, fmt, out, samples=None):
     return export_model(model, fmt, out, samples)
 
 
-def export_model(model, fmt, out, samples=None):
+def export_model(model: keras.Model, fmt: str, out: str | Path, samples: ArrayLike | None = None) -> ExportResult:
     """Export a Keras model; see `export_model_file`."""
     out = Path(out)
     samples = sample_faces(int(model.input_shape[1])) if samples is None else np.asarray(samples, np.float32)
@@ -95,7 +106,7 @@ def export_model(model, fmt, out, samples=None):
     return result
 
 
-def sample_faces(size, count=SAMPLE_FACES):
+def sample_faces(size: int, count: int = SAMPLE_FACES) -> np.ndarray:
     """Drawn demo faces (RGB 0-255, float32) at the model's size: the check's inputs."""
     import cv2
 
@@ -110,12 +121,12 @@ def sample_faces(size, count=SAMPLE_FACES):
     return np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces]).astype(np.float32)
 
 
-def reference_outputs(model, samples):
+def reference_outputs(model: keras.Model, samples: np.ndarray) -> dict[str, np.ndarray]:
     """The Keras model's outputs on `samples` (float64 arrays by output name)."""
     return {name: np.asarray(value, np.float64) for name, value in model.predict(samples, verbose=0).items()}
 
 
-def traced_forward(model):
+def traced_forward(model: keras.Model) -> tuple[tf.types.experimental.PolymorphicFunction, tf.TensorSpec]:
     """The model's forward pass as a tf.function over a batch of images named "image"."""
     import tensorflow as tf
 
@@ -149,7 +160,7 @@ def _require(fmt):
                             f"{EXTRA} (the 'export' extra: tf2onnx, onnxruntime, ai-edge-litert)") from None
 
 
-def litert_interpreter(path):
+def litert_interpreter(path: str | Path) -> LiteRTInterpreter | tf.lite.Interpreter:
     """The LiteRT interpreter: `ai_edge_litert` when installed, else the one inside TensorFlow."""
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -209,7 +220,7 @@ def _write_litert(model, out, metadata):
     return out, "the LiteRT interpreter"
 
 
-def with_litert_metadata(flatbuffer, metadata):
+def with_litert_metadata(flatbuffer: bytes, metadata: Mapping[str, Any]) -> bytes:
     """The LiteRT flatbuffer with a metadata entry METADATA_KEY holding `metadata` as JSON."""
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
@@ -226,7 +237,7 @@ def with_litert_metadata(flatbuffer, metadata):
     return bytes(builder.Output())
 
 
-def litert_metadata(path):
+def litert_metadata(path: str | Path) -> dict[str, Any] | None:
     """The METADATA_KEY entry of a LiteRT file written by `export_model`, as a dict (or None)."""
     from tensorflow.lite.python import schema_py_generated as schema
 

@@ -3,10 +3,14 @@
 >>> is_model_path("runs/x/model.h5"), is_model_path("photo.jpg")
 (True, False)
 """
+from __future__ import annotations
+
 import glob
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from facenet_mtl.data.errors import DataError
 
@@ -24,17 +28,17 @@ class Inputs:
     videos: list = field(default_factory=list)
     skipped: dict = field(default_factory=dict)  # folder -> files in it that are neither image nor video
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images) + len(self.videos)
 
 
-def is_model_path(arg):
+def is_model_path(arg: str | Path) -> bool:
     """A `.h5` / `.keras` name or a SavedModel directory: the old `predict MODEL IMAGES...` form."""
     path = Path(arg)
     return path.suffix.lower() in MODEL_SUFFIXES or (path.is_dir() and (path / "saved_model.pb").is_file())
 
 
-def expand_inputs(args, stdin=None):
+def expand_inputs(args: Iterable[str | Path], stdin: IO[str] | None = None) -> Inputs:
     """Each argument: an image or video file, a folder (walked recursively for images; other files
     counted in `skipped`), a glob (`photos/**/*.jpg`), or `-` for one path per line on `stdin`.
 

@@ -12,16 +12,22 @@ else needs `trust_saved_model=True` (CLI: `--trust-saved-model`).
 >>> hdf5_or_zip(__file__)
 'other'
 """
+from __future__ import annotations
+
 import json
 import re
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.training.export import MARKER_FORMAT, SAVED_MODEL_MARKER
 from facenet_mtl.weights import sha256_of
+
+if TYPE_CHECKING:
+    import keras
 
 MODEL_SUFFIXES = (".h5", ".keras")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -48,7 +54,7 @@ CHECKPOINT_FUNCTION = re.compile(r"__inference__traced_(save|restore)_\d+$")
 CHECKPOINT_OPS = frozenset("MergeV2Checkpoints RestoreV2 SaveV2 ShardedFilename StaticRegexFullMatch StringJoin".split())
 
 
-def load_keras_model(path, trust_saved_model=False):
+def load_keras_model(path: str | Path, trust_saved_model: bool = False) -> keras.Model | _SavedModelAdapter:
     """A `.h5` / `.keras` file or a SavedModel directory; a DataError naming the cause otherwise."""
     path = Path(path)
     if not path.exists():
@@ -96,7 +102,7 @@ def _load_rewritten(path):
             return None
 
 
-def hdf5_or_zip(path):
+def hdf5_or_zip(path: str | Path) -> str:
     """What the file's first bytes say it is: 'hdf5', 'zip' or 'other'."""
     with open(path, "rb") as handle:
         head = handle.read(8)
@@ -148,7 +154,7 @@ def _check_container(path):
                         "copy or download it again, or export it again") from None
 
 
-def written_by(path):
+def written_by(path: str | Path) -> str | None:
     """The Keras version a `.h5` / `.keras` file says wrote it, or None."""
     try:
         if hdf5_or_zip(path) == "hdf5":
@@ -186,7 +192,7 @@ def _load_error(path, exc):
 
 # SavedModels.
 
-def load_saved_model(path, trust_saved_model=False):
+def load_saved_model(path: str | Path, trust_saved_model: bool = False) -> _SavedModelAdapter:
     """A SavedModel directory as a predict-able object (`_SavedModelAdapter`), checked first."""
     path = Path(path)
     if not (path / "saved_model.pb").is_file():
@@ -205,7 +211,7 @@ def load_saved_model(path, trust_saved_model=False):
                         "give the saved_model/ directory written by facenet-mtl train or export") from None
 
 
-def check_saved_model(path):
+def check_saved_model(path: str | Path) -> None:
     """Refuse (DataError) a SavedModel that facenet-mtl did not write or whose graph is not pure math."""
     path = Path(path)
     marker_path = path / SAVED_MODEL_MARKER
@@ -228,7 +234,7 @@ def check_saved_model(path):
                         f"({', '.join(unsafe[:8])}); {why}", TRUST_HINT)
 
 
-def unsafe_graph_ops(path):
+def unsafe_graph_ops(path: str | Path) -> list[str]:
     """Op types in the SavedModel's graph and function library outside `GRAPH_OPS`, read from the
     protobuf without running anything (the checkpoint functions may also use `CHECKPOINT_OPS`)."""
     from tensorflow.core.protobuf import saved_model_pb2

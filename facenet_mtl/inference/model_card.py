@@ -9,10 +9,13 @@ was trained on the generated demo faces. A model that was not trained on real fa
 >>> card.warning.startswith("model m.h5-0123abcd was trained on generated demo faces")
 True
 """
+from __future__ import annotations
+
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from facenet_mtl import weights
 from facenet_mtl.data.schema import TASKS
@@ -37,11 +40,11 @@ class ModelCard:
     path: str = ""
 
     @property
-    def warning(self):
+    def warning(self) -> str | None:
         problem = WARNINGS.get(self.trained_on)
         return f"model {self.id} {problem}" if problem else None
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready: the fields, each task's label names, and the warning when there is one."""
         card = asdict(self)
         card["tasks"] = list(self.tasks)
@@ -51,7 +54,7 @@ class ModelCard:
         return card
 
 
-def describe(path):
+def describe(path: str | Path) -> ModelCard:
     """The card of the model at `path` (the shipped model is recognised by its location)."""
     path = Path(path)
     if path.resolve() == weights.RELEASE_MODEL.resolve():

@@ -5,18 +5,26 @@ A record: `{"path", ["frame", "time_s",] "model", "faces": [...], ["note"], ["an
 `annotated` the file `--out` wrote, `warning` when the model was not trained on real faces,
 `error` for an image that could not be read (its `faces` is then empty).
 """
+from __future__ import annotations
+
 import csv
 import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from facenet_mtl.data.schema import EMOTIONS
+
+if TYPE_CHECKING:
+    from facenet_mtl.inference.model_card import ModelCard
 
 NO_FACE_NOTE = "no face found"
 FORMATS = ("jsonl", "json", "csv")
 
 
-def make_record(card, path, faces, **extra):
+def make_record(card: ModelCard, path: str | Path, faces: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     """The record for one image or frame; `extra` (frame, time_s, annotated, error) in between."""
-    record = {"path": str(path)}
+    record: dict[str, Any] = {"path": str(path)}
     record.update({k: extra.pop(k) for k in ("frame", "time_s") if k in extra})
     record["model"] = card.id
     record["faces"] = faces
@@ -33,7 +41,7 @@ CSV_COLUMNS = (["path", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "conf
                + ["smile", "smile_probability", "model", "annotated", "note", "warning", "error"])
 
 
-def csv_rows(record):
+def csv_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per face (a record without faces still gets one row, its face fields empty)."""
     common = {k: record.get(k, "") for k in ("path", "frame", "time_s", "model", "annotated", "note",
                                                 "warning", "error")}
@@ -56,7 +64,7 @@ def csv_rows(record):
 class RecordWriter:
     """Streams records to `stream`: JSON lines (flushed each), one JSON array, or CSV rows."""
 
-    def __init__(self, stream, fmt="jsonl"):
+    def __init__(self, stream: IO[str], fmt: str = "jsonl") -> None:
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
         self.stream, self.fmt, self.count = stream, fmt, 0
@@ -66,17 +74,17 @@ class RecordWriter:
         elif fmt == "json":
             stream.write("[")
 
-    def write(self, record):
+    def write(self, record: Mapping[str, Any]) -> None:
         if self.fmt == "jsonl":
             self.stream.write(json.dumps(record) + "\n")
         elif self.fmt == "json":
             self.stream.write(("," if self.count else "") + "\n" + json.dumps(record, indent=2))
         else:
-            self._csv.writerows(csv_rows(record))
+            self._csv.writerows(csv_rows(record))  # type: ignore[union-attr]  # fmt "csv": set in __init__
         self.count += 1
         self.stream.flush()
 
-    def close(self):
+    def close(self) -> None:
         if self.fmt == "json":
             self.stream.write("\n]\n" if self.count else "]\n")
         self.stream.flush()

@@ -7,7 +7,11 @@ Every `every`-th frame (0, N, 2N, ...) is predicted; the annotated video keeps e
 drawn with the faces of the last predicted frame, at the source's frame rate. A camera is the
 same loop over `cv2.VideoCapture(index)` (`predict_camera`).
 """
+from __future__ import annotations
+
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
@@ -15,16 +19,20 @@ from facenet_mtl.data.errors import DataError
 from facenet_mtl.inference.predictor import annotate
 from facenet_mtl.inference.records import make_record
 
+if TYPE_CHECKING:
+    from facenet_mtl.inference.predictor import FacePredictor
+
 DEFAULT_FPS = 25.0  # when a container does not say (and for cameras that report 0)
 
 
-def annotated_video_path(video, out_dir):
+def annotated_video_path(video: str | Path, out_dir: str | Path) -> Path:
     """`<out_dir>/<stem>_annotated.mp4` for a video file."""
     return Path(out_dir) / f"{Path(video).stem}_annotated.mp4"
 
 
-def predict_video(predictor, source, every=1, detect=True, batch_size=16, out_path=None, max_frames=0,
-                  name=None, progress=None):
+def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCapture, every: int = 1, detect: bool = True,
+                  batch_size: int = 16, out_path: str | Path | None = None, max_frames: int = 0,
+                  name: str | None = None, progress: bool | None = None) -> Iterator[dict[str, Any]]:
     """Yield one record per sampled frame of `source` (a video path, or an opened VideoCapture):
     `{"path", "frame", "time_s", "model", "faces", ...}`. `max_frames` > 0 stops after that many
     frames read; `out_path` gets the annotated video (mp4)."""
@@ -61,7 +69,7 @@ def predict_video(predictor, source, every=1, detect=True, batch_size=16, out_pa
                 last_faces = yield from _flush(predictor, pending, detect, fps, name, writer)
                 pending = []
             if not sampled:
-                writer.write(cv2.cvtColor(annotate(rgb, last_faces), cv2.COLOR_RGB2BGR))
+                writer.write(cv2.cvtColor(annotate(rgb, last_faces), cv2.COLOR_RGB2BGR))  # type: ignore[union-attr]  # set: out_path
             index += 1
             bar.update(1)
         if pending:
@@ -85,7 +93,7 @@ def _flush(predictor, pending, detect, fps, name, writer):
     return results[-1]
 
 
-def predict_camera(predictor, index=0, every=1, **kwargs):
+def predict_camera(predictor: FacePredictor, index: int = 0, every: int = 1, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """`predict_video` on camera `index` (until `max_frames`, or interrupted with Ctrl-C)."""
     capture = cv2.VideoCapture(index)
     if not capture.isOpened():

@@ -16,6 +16,8 @@ plain `keras.models.load_model` and no `custom_objects`:
 >>> float(x[0, 0, 0, 0])
 1.0
 """
+from __future__ import annotations
+
 import keras
 import numpy as np
 
@@ -29,7 +31,7 @@ PREPROCESSING_MODES = ("unit", "symmetric", "imagenet_torch", "imagenet_caffe")
 DTYPE = "float32"
 
 
-def preprocessing_layers(mode):
+def preprocessing_layers(mode: str) -> list[keras.layers.Layer]:
     """The built-in layers, in order, that turn RGB 0-255 into what a backbone expects."""
     if mode == "unit":
         return [keras.layers.Rescaling(1.0 / 255, name="preprocess_scale", dtype=DTYPE)]

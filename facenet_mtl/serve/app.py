@@ -11,6 +11,8 @@ Errors are JSON `{"error": message, "status": code}`: 400 not an image (or a bad
 413 over the upload limit, 404 and 405. The model is loaded once, before the app is made, and
 each prediction runs in a worker thread so the event loop keeps answering.
 """
+from __future__ import annotations
+
 import asyncio
 import base64
 import binascii
@@ -19,6 +21,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,10 +29,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facenet_mtl.data import images
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.inference.records import make_record
+
+if TYPE_CHECKING:
+    from facenet_mtl.inference.predictor import FacePredictor
 
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
 STATIC = resources.files("facenet_mtl.serve") / "static"
@@ -43,10 +50,10 @@ class LimitUploadSize:
     """ASGI middleware: a request body over `max_bytes` gets 413, whether its Content-Length
     says so up front or a chunked body grows past the limit while it is read."""
 
-    def __init__(self, app, max_bytes):
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
@@ -83,7 +90,7 @@ def _error(status, message):
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
-def create_app(predictor, max_upload_bytes=DEFAULT_MAX_UPLOAD, threads=1):
+def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, threads: int = 1) -> Starlette:
     """The app for `predictor` (already loaded). `threads` predictions may run at once."""
     executor = ThreadPoolExecutor(threads, thread_name_prefix="predict")
     card = predictor.describe()
@@ -136,7 +143,7 @@ def create_app(predictor, max_upload_bytes=DEFAULT_MAX_UPLOAD, threads=1):
     return app
 
 
-async def _read_image(request: Request):
+async def _read_image(request: Request) -> tuple[str, bytes, bool]:
     """(name, encoded bytes, detect) from a multipart, JSON or raw image request; 400 otherwise."""
     detect = request.query_params.get("detect", "true").lower() not in ("0", "false", "no")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -29,6 +29,11 @@ its checkpoints, and the exported model is `network_of(model)`, the plain functi
 >>> model.balanced_tasks, network_of(model) is network
 (('age',), True)
 """
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -42,7 +47,8 @@ class UncertaintyWeighting(keras.Model):
     """Trains `network` (a functional multi-task model) with learned task weights; compile it
     with an optimizer and `weighted_metrics` only: it computes its own loss."""
 
-    def __init__(self, network, task_weights, age_l1=0.0, label_smoothing=0.0, name="uncertainty_weighting"):
+    def __init__(self, network: keras.Model, task_weights: Mapping[str, float], age_l1: float = 0.0,
+                 label_smoothing: float = 0.0, name: str = "uncertainty_weighting") -> None:
         super().__init__(name=name)
         self.network = network
         outputs = list(network.output_names)
@@ -58,19 +64,22 @@ class UncertaintyWeighting(keras.Model):
         self.built = True  # its only layer, the network, is built; loading a checkpoint needs this
 
     @property
-    def output_names(self):
+    def output_names(self) -> list[str]:
         return self.network.output_names
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         return self.network(inputs, training=training)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x: tf.Tensor | None = None, y: Mapping[str, tf.Tensor] | None = None,
+                     y_pred: Mapping[str, tf.Tensor] | None = None,
+                     sample_weight: Mapping[str, tf.Tensor] | None = None,
+                     training: bool = True) -> tf.Tensor:
         replicas = tf.distribute.get_strategy().num_replicas_in_sync  # Keras' losses are per-replica shares
         output_losses = {}
         for output, tracker in self.output_loss_trackers.items():
             weight = None if sample_weight is None else sample_weight[output]
-            output_losses[output] = ops.cast(self.head_losses[output](y[output], y_pred[output], weight), "float32")
-            tracker.update_state(output_losses[output] * replicas, sample_weight=ops.shape(y_pred[output])[0])
+            output_losses[output] = ops.cast(self.head_losses[output](y[output], y_pred[output], weight), "float32")  # type: ignore[index]  # fit: not None
+            tracker.update_state(output_losses[output] * replicas, sample_weight=ops.shape(y_pred[output])[0])  # type: ignore[index]  # fit: not None
         total = ops.zeros((), "float32")
         for i, task in enumerate(self.balanced_tasks):
             outputs = task_outputs(task)
@@ -83,18 +92,18 @@ class UncertaintyWeighting(keras.Model):
             total += ops.cast(extra, "float32") / replicas
         return total
 
-    def get_metrics_result(self):
+    def get_metrics_result(self) -> dict[str, Any]:
         result = super().get_metrics_result()
         weights = ops.exp(-self.log_variances)
         result.update({f"uw_{task}": weights[i] for i, task in enumerate(self.balanced_tasks)})
         return result
 
-    def task_uncertainty_weights(self):
+    def task_uncertainty_weights(self) -> dict[str, float]:
         """{task: exp(−s_t)} now, as floats."""
         weights = ops.convert_to_numpy(ops.exp(-self.log_variances))
         return {task: float(weights[i]) for i, task in enumerate(self.balanced_tasks)}
 
 
-def network_of(model):
+def network_of(model: keras.Model) -> keras.Model:
     """The functional network `model` trains: the one an UncertaintyWeighting wraps, or itself."""
     return model.network if isinstance(model, UncertaintyWeighting) else model

@@ -11,16 +11,18 @@ Measured on the real-faces pretrain (UTKFace age+gender, 200 batches): validatio
 
 Only the BatchNorm moving statistics change; every trained weight is left as it is.
 """
+from __future__ import annotations
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 
-def batch_norm_layers(model):
+def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def recalibrate_batch_norm(model, dataset, batches):
+def recalibrate_batch_norm(model: keras.Model, dataset: tf.data.Dataset, batches: int) -> int:
     """Set every BatchNorm's moving mean/variance of `model` to the mean of its batch statistics
     over the first `batches` batches of `dataset` (elements `x` or `(x, ...)`); returns how many
     batches were used (0 when the model has no BatchNorm or `batches` <= 0)."""

@@ -17,9 +17,14 @@ refuses `InputLayer(batch_shape=...)`, dtype-policy objects and Keras 3's node f
 The weights are the ones `model.save` wrote; only the JSON config is replaced, then the file is
 read back and checked against the model before it is kept (`facenet_mtl.training.export`).
 """
+from __future__ import annotations
+
 import json
 import shutil
 import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 # (layer class, config key) -> the default under which a key that newer Keras releases added
 # changes nothing; the comment says which release added it (older ones refuse it).
@@ -49,13 +54,13 @@ class NotPortableError(ValueError):
     """The model uses a setting that an older Keras cannot read; dropping it would change it."""
 
 
-def keras3_config(config):
+def keras3_config(config: dict[str, Any]) -> dict[str, Any]:
     """A Keras 3 model config (`model.get_config()` wrapped as {"class_name", "config"}, or the
     `.h5`/`.keras` JSON) that every Keras 3 from 3.4 on reads, with nothing lost."""
     return _walk(config, ADDED_KEYS)
 
 
-def keras2_config(config):
+def keras2_config(config: dict[str, Any]) -> dict[str, Any]:
     """The same model config in Keras 2's functional format."""
     return _to_keras2(_walk(config, {**ADDED_KEYS, **KERAS2_MISSING_KEYS}))
 
@@ -157,7 +162,8 @@ def _is_tensor(value):
     return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
 
 
-def rewrite_h5_config(path, transform, keras_version=None):
+def rewrite_h5_config(path: str | Path, transform: Callable[[dict[str, Any]], dict[str, Any]],
+                      keras_version: str | None = None) -> None:
     """Replace the model config of a `.h5` written by Keras 3 with `transform(config)`."""
     import h5py
 
@@ -170,7 +176,7 @@ def rewrite_h5_config(path, transform, keras_version=None):
                 handle["model_weights"].attrs["keras_version"] = keras_version
 
 
-def rewrite_keras_config(path, transform):
+def rewrite_keras_config(path: Path, transform: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """Replace `config.json` inside a `.keras` zip with `transform(config)` (other members kept)."""
     tmp = path.with_name(path.name + ".rewrite")
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as target:

@@ -9,6 +9,9 @@ test suite checks); `origin` says where the figure was published.
 Add a set for a new comparison as another list here and pass it to `build_report(references=...)`.
 The row schema is here too: `METRICS` (the figures a row may give) and `check_reference`.
 """
+from __future__ import annotations
+
+from typing import Any
 from dataclasses import dataclass
 
 
@@ -30,7 +33,7 @@ METRIC_KEYS = tuple(m.key for m in METRICS)
 REFERENCE_KEYS = ("model", *METRIC_KEYS, "loss_weights", "lr", "learning_method", "experiment", "origin")
 
 
-def check_reference(ref):
+def check_reference(ref: dict[str, Any]) -> None:
     """Raise ValueError('<key>: <problem>') unless `ref` is a valid published row."""
     unknown = sorted(set(ref) - set(REFERENCE_KEYS))
     if unknown:
@@ -51,7 +54,7 @@ def check_reference(ref):
             raise ValueError(f"{metric.key}: must be {unit}, got {value!r}")
 
 
-def _is_number(value):
+def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -61,7 +64,7 @@ _PUBLIC = "another public project, ChaLearn LAP 2016"
 # The study's fine-tuning table (ChaLearn LAP 2016 apparent age + gender, FER2013 emotion,
 # GENKI-4K smile). Its pretraining table (IMDB-WIKI) came without figures in the notes we have,
 # so the pretrain experiments have no reference row.
-STUDY_REFERENCES = [
+STUDY_REFERENCES: list[dict[str, Any]] = [
     {"model": "ResNet-18 age-gender-emotion", "age_mae": 12.95, "gender_acc": 84.15,
      "emotion_acc": 48.20, "loss_weights": {"age": 1, "gender": 0.1, "emotion": 1}, "lr": 0.01,
      "learning_method": "multi-task finetune", "experiment": "resnet18-mtl-lowgender",
@@ -96,7 +99,7 @@ STUDY_REFERENCES = [
 
 # Peers' figures on the real-face benchmarks (issue "Real faces"): other data than the study's
 # ChaLearn table, so compare them with a report over those datasets (`build_report(dataset=...)`).
-PEER_REFERENCES = [
+PEER_REFERENCES: list[dict[str, Any]] = [
     {"model": "mini-Xception emotion", "emotion_acc": 66.0,
      "origin": "face_classification (Arriaga et al. 2017), FER2013 test"},
     {"model": "deepface emotion", "emotion_acc": 57.4, "origin": "deepface, FER2013"},

@@ -10,10 +10,14 @@ from measurements made here, on the package's own test splits:
 - the photo path: UTKFace test chips given to `FacePredictor.predict` as photos (detected and
   aligned as a user's photo would be) against the same faces scored as dataset crops.
 """
+from __future__ import annotations
+
 import json
 import time
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +29,7 @@ from facenet_mtl.weights import RELEASE_INFO, RELEASE_MODEL, WEIGHTS_DIR, sha256
 CARD = WEIGHTS_DIR / "MODEL_CARD.md"
 
 
-def photo_path_agreement(model_path, utkface_dir, limit=0):
+def photo_path_agreement(model_path: str | Path, utkface_dir: str | Path, limit: int = 0) -> dict[str, Any]:
     """UTKFace test-split chips as dataset crops vs as photos through the predictor.
 
     `limit` takes the first faces of the test split (by name). Returns {"n", "found", "crops":
@@ -60,7 +64,8 @@ def photo_path_agreement(model_path, utkface_dir, limit=0):
             "crops": figures([as_crops[i] for i in found]), "photos": figures([as_photos[i][0] for i in found])}
 
 
-def publish_release(run_dir, data_root, utkface_dir=None, version=None, command="", photo_limit=300):
+def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str | Path | None = None,
+                    version: str | None = None, command: str = "", photo_limit: int = 300) -> dict[str, Any]:
     """Copy `run_dir`'s model into the package, measure it, write release.json and the model card."""
     import keras
 
@@ -134,7 +139,8 @@ def _group_rows(groups, columns):
     return "\n".join(rows)
 
 
-def model_card(info, evaluation, photos, manifests):
+def model_card(info: Mapping[str, Any], evaluation: Mapping[str, Any], photos: Mapping[str, Any] | None,
+               manifests: Mapping[str, Mapping[str, Any]]) -> str:
     """The model card's markdown, every figure from `evaluation` / `photos` (see `publish_release`)."""
     by = evaluation["by_dataset"]
     fig = info["figures"]

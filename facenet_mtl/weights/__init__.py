@@ -8,10 +8,14 @@ headline test figures. `release_model_path()` checks the sha256 before anything 
 >>> {"description", "figures", "input_size", "sha256"} <= set(weights.release_info())
 True
 """
+from __future__ import annotations
+
 import hashlib
 import json
 from functools import lru_cache
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from facenet_mtl.data.errors import DataError
 
@@ -21,7 +25,7 @@ RELEASE_INFO = WEIGHTS_DIR / "release.json"
 REINSTALL = "reinstall facenet-mtl (pip install --force-reinstall facenet-mtl), or give a model path"
 
 
-def sha256_of(path):
+def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -30,14 +34,14 @@ def sha256_of(path):
 
 
 @lru_cache(maxsize=1)
-def release_info():
+def release_info() -> dict[str, Any]:
     """The shipped model's metadata (release.json) as a dict."""
     if not RELEASE_INFO.is_file():
         raise DataError(RELEASE_INFO, "the release model's metadata is missing", REINSTALL)
     return json.loads(RELEASE_INFO.read_text())
 
 
-def release_model_path():
+def release_model_path() -> Path:
     """The path of the shipped model, after checking its sha256 against release.json."""
     info = release_info()
     if not RELEASE_MODEL.is_file():
@@ -49,7 +53,7 @@ def release_model_path():
     return RELEASE_MODEL
 
 
-def model_id(info=None):
+def model_id(info: Mapping[str, Any] | None = None) -> str:
     """A short id for outputs: 'facenet-mtl-release-<version>-<sha256[:8]>' (demo models say so)."""
     info = info or release_info()
     kind = "release" if info.get("trained_on") == "real" else "demo"

@@ -11,6 +11,8 @@ Ages outside 0..100 (the DEX bins) are dropped as `age_out_of_range`; csv rows w
 not on disk as `missing_file`; rows with an unreadable or non-finite number (`inf`, `nan`) or a
 negative std as `bad_label`.
 """
+from __future__ import annotations
+
 from pathlib import Path
 
 from facenet_mtl.data.errors import DataError
@@ -45,7 +47,7 @@ CHALEARN_CITATION = """\
   year = {2016}}"""
 
 
-def read(source_dir, age_target="apparent", limit=None):
+def read(source_dir: str | Path, age_target: str = "apparent", limit: int | None = None) -> ReadResult:
     """Read APPA-REAL; `age_target` "apparent" (the mean guess, with its std) or "real"."""
     if age_target not in ("apparent", "real"):
         raise ValueError(f"age_target must be 'apparent' or 'real', got {age_target!r}")
@@ -88,7 +90,7 @@ def read(source_dir, age_target="apparent", limit=None):
     return keep_first(result, limit)
 
 
-def read_chalearn_lap_2016(source_dir, limit=None):
+def read_chalearn_lap_2016(source_dir: str | Path, limit: int | None = None) -> ReadResult:
     """Read ChaLearn LAP 2016 apparent age: full images (detect=True), age and age_std."""
     root = existing_path(source_dir, CHALEARN_LAYOUT)
     csv_paths = {s: root / f"{s}_gt.csv" for s in SPLITS if (root / f"{s}_gt.csv").is_file()}

@@ -1,4 +1,6 @@
 """What every dataset reader returns, and the registry entry that describes a dataset."""
+from __future__ import annotations
+
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -13,7 +15,7 @@ class ReadResult:
     dropped: Counter = field(default_factory=Counter)
     notes: dict = field(default_factory=dict)
 
-    def drop(self, reason, n=1):
+    def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] += n
 
 

@@ -13,6 +13,9 @@ eyes with more room than our template, so they are aligned by CelebA's typical l
 (`missing_file`). Drops: `missing_file`, `no_partition` (an image absent from the partition
 list), `bad_label` (a value not 1 or -1).
 """
+from __future__ import annotations
+
+from pathlib import Path
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.readers import register
@@ -37,7 +40,7 @@ CITATION = """\
   year = {2015}}"""
 
 
-def read(source_dir, detect=False, limit=None):
+def read(source_dir: str | Path, detect: bool = False, limit: int | None = None) -> ReadResult:
     """Read CelebA's smile and gender labels with the official partition."""
     root = existing_path(source_dir, LAYOUT)
     attr_path = _find(root, ("list_attr_celeba.txt", "Anno/list_attr_celeba.txt", "list_attr_celeba.csv"))
@@ -67,7 +70,7 @@ def read(source_dir, detect=False, limit=None):
             split = partitions[name] if partitions is not None else hash_split(name)
             result.records.append(FaceRecord(image=str(image_dir / name), source="celeba", file_id=name,
                                              split=split, labels=labels, detect=detect,
-                                             framing=None if detect else FRAMING))
+                                             framing=None if detect else FRAMING))  # type: ignore[arg-type]  # schema: `tuple` = None
         if limit and len(result.records) >= int(limit):
             break
     return keep_first(result, limit)

@@ -1,14 +1,21 @@
 """Small helpers the native readers share: layout checks that fail with a fixable `DataError`."""
+from __future__ import annotations
+
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facenet_mtl.data.errors import DataError
+
+if TYPE_CHECKING:
+    from facenet_mtl.data.readers.base import ReadResult
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def existing_path(source, layout):
+def existing_path(source: str | Path, layout: str) -> Path:
     """`source` as a Path; a `DataError` quoting the expected `layout` if it does not exist."""
     path = Path(source)
     if not path.exists():
@@ -16,14 +23,14 @@ def existing_path(source, layout):
     return path
 
 
-def require_file(path, what, fix):
+def require_file(path: str | Path, what: str, fix: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, f"missing {what}", fix)
     return path
 
 
-def read_csv(path, required_columns, fix=None):
+def read_csv(path: str | Path, required_columns: Sequence[str], fix: str | None = None) -> list[dict[str, str]]:
     """Rows of a csv file with a header, as dicts of strings; a `DataError` naming any missing
     column, a row with fewer fields than the header (a truncated or damaged file), or a file
     that is not UTF-8 csv. Fields beyond the header's are ignored."""
@@ -54,7 +61,7 @@ def read_csv(path, required_columns, fix=None):
         raise DataError(path, f"not a readable csv file ({exc})", "restore the original file") from None
 
 
-def read_text(path, fix="restore the original file"):
+def read_text(path: str | Path, fix: str = "restore the original file") -> str:
     """The text of a UTF-8 file; a `DataError` naming the file if it is not UTF-8."""
     path = Path(path)
     try:
@@ -64,13 +71,13 @@ def read_text(path, fix="restore the original file"):
                         fix) from None
 
 
-def image_files(directory):
+def image_files(directory: str | Path) -> list[Path]:
     """Image files directly in `directory`, sorted by name."""
     return sorted(p for p in Path(directory).iterdir()
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def keep_first(result, limit):
+def keep_first(result: ReadResult, limit: int | None) -> ReadResult:
     """Keep `limit` records of `result` (all when `limit` is None or 0), evenly spread over the
     reader's deterministic order, so a smoke-sized slice still has every split and class."""
     records = result.records
@@ -80,7 +87,7 @@ def keep_first(result, limit):
     return result
 
 
-def as_float(text):
+def as_float(text: str) -> float:
     """`text` as a float; NaN for anything that is not a finite number (so rules treat inf as bad)."""
     try:
         value = float(text)

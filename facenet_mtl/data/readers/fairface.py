@@ -14,6 +14,8 @@ when the official val csv is there). The crops (padding 0.25 around a detected f
 are brought to the template by FairFace's typical landmark layout (`FRAMING`).
 Drops: `bad_label` (an unknown age group, gender or race), `missing_file`.
 """
+from __future__ import annotations
+
 from pathlib import Path
 
 from facenet_mtl.data.errors import DataError
@@ -44,7 +46,7 @@ CITATION = """\
   year = {2021}}"""
 
 
-def age_group_bounds(text):
+def age_group_bounds(text: str) -> tuple[int, int] | None:
     """(low, high) years of a FairFace age group, or None; spreadsheet-mangled names repaired.
 
     >>> age_group_bounds("3-9"), age_group_bounds("03-Sep"), age_group_bounds("more than 70")
@@ -54,7 +56,7 @@ def age_group_bounds(text):
     return AGE_GROUPS.get(SPREADSHEET_REPAIRS.get(text, text))
 
 
-def read(source_dir, limit=None):
+def read(source_dir: str | Path, limit: int | None = None) -> ReadResult:
     """Read FairFace's labels from its csv files under `source_dir`."""
     root = existing_path(source_dir, LAYOUT)
     train_csv, val_csv = root / "fairface_label_train.csv", root / "fairface_label_val.csv"

@@ -13,7 +13,10 @@ vote: a tie for the most votes drops the row (`fer_plus_tie`); a majority of "un
 drops it as `contempt`. FER+ rows are matched to fer2013.csv rows by position, so it needs the
 csv source.
 """
+from __future__ import annotations
+
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +60,8 @@ CITATION = """\
   booktitle = {ACM International Conference on Multimodal Interaction (ICMI)}, year = {2016}}"""
 
 
-def read(source_dir, fer_plus=None, valid_fraction=0.1, limit=None):
+def read(source_dir: str | Path, fer_plus: str | Path | None = None, valid_fraction: float = 0.1,
+         limit: int | None = None) -> ReadResult:
     """Read FER2013 from a csv, a folder of it or of the image folders, or a zip of the folders."""
     source = existing_path(source_dir, LAYOUT)
     kind, path = _find_source(source)
@@ -157,7 +161,7 @@ def _read_fer_plus(path, expected_rows):
         raise DataError(path, f"a vote count is not a number ({exc})", "use the original fer2013new.csv") from None
 
 
-def fer_plus_label(votes):
+def fer_plus_label(votes: Sequence[int]) -> tuple[int | None, str | None]:
     """(emotion id, None) by majority of FER+ `votes` (in FER_PLUS_VOTES order), or (None, reason)."""
     top = max(votes)
     winners = [name for name, count in zip(FER_PLUS_VOTES, votes) if count == top]

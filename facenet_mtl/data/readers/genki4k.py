@@ -7,6 +7,9 @@ crops with the face near the centre; by default they are used as they are (centr
 frames the face about as our 0.4 margin does); `detect=True` asks the builder to find the face.
 Drops: `bad_label` (a line whose smile is not 0 or 1), `missing_file`.
 """
+from __future__ import annotations
+
+from pathlib import Path
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.readers import register
@@ -32,7 +35,7 @@ CITATION = """\
   volume = {31}, number = {11}, pages = {2106--2111}, year = {2009}}"""
 
 
-def read(source_dir, detect=False, limit=None):
+def read(source_dir: str | Path, detect: bool = False, limit: int | None = None) -> ReadResult:
     """Read GENKI-4K under `source_dir` (the folder with files/ and labels.txt)."""
     root = existing_path(source_dir, LAYOUT)
     if not (root / "labels.txt").is_file() and (root / "GENKI4K" / "labels.txt").is_file():
@@ -63,7 +66,7 @@ def read(source_dir, detect=False, limit=None):
     return keep_first(result, limit)
 
 
-def read_smile_folders(source_dir, detect=False, limit=None):
+def read_smile_folders(source_dir: str | Path, detect: bool = False, limit: int | None = None) -> ReadResult:
     """Read `<split>/<0|1>/*` under `source_dir`: label from the folder, split from its parent."""
     root = existing_path(source_dir, FOLDERS_LAYOUT)
     children = root.iterdir() if root.is_dir() else ()

@@ -20,10 +20,13 @@ The crops include a margin around the face; `face_location` (x1, y1, x2, y2) is 
 crop's pixels, kept as the record's box. The split is by hash of the person id (the file
 name's first field), 80/10/10, so no person is in two splits.
 """
+from __future__ import annotations
+
 import datetime
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +51,9 @@ CITATION = """\
   booktitle = {IEEE International Conference on Computer Vision Workshops (ICCVW)}, year = {2015}}"""
 
 
-def read(source_dir, db="wiki", min_face_score=1.0, allow_second_face=False, min_age=0,
-         max_age=100, require_gender=True, check_files=True, split_by="person", limit=None):
+def read(source_dir: str | Path, db: str = "wiki", min_face_score: float = 1.0, allow_second_face: bool = False,
+         min_age: int = 0, max_age: int = 100, require_gender: bool = True, check_files: bool = True,
+         split_by: str = "person", limit: int | None = None) -> ReadResult:
     """Read and clean `{db}.mat` under `source_dir` (the `{db}_crop` folder or its parent).
 
     `split_by="person"` hashes the person id into train/valid/test; "file" hashes the path.
@@ -81,7 +85,7 @@ def read(source_dir, db="wiki", min_face_score=1.0, allow_second_face=False, min
     return keep_first(result, limit)
 
 
-def find_mat(source_dir, db):
+def find_mat(source_dir: str | Path, db: str) -> Path:
     source = existing_path(source_dir, LAYOUT.format(db=db))
     if source.is_file():
         candidates = [source]
@@ -133,7 +137,7 @@ def _loadmat_isolated(mat_path, db):
     return value
 
 
-def load_mat(mat_path, db):
+def load_mat(mat_path: str | Path, db: str) -> list[dict[str, Any]]:
     """The entries of `{db}.mat` as dicts of plain Python values, in file order."""
     mat = _loadmat_isolated(mat_path, db)
     if db not in mat:
@@ -173,7 +177,7 @@ def _entries(column, count):
     } for i in range(count)]
 
 
-def birth_year_month(dob):
+def birth_year_month(dob: float) -> tuple[int, int] | None:
     """(year, month) of a MATLAB datenum, or None if it is not a valid date."""
     if not math.isfinite(dob):
         return None
@@ -185,7 +189,7 @@ def birth_year_month(dob):
     return date.year, date.month
 
 
-def age_at_photo(dob, photo_taken):
+def age_at_photo(dob: float, photo_taken: float) -> int | None:
     """Age when the photo was taken (taken to be mid-year), or None for a bad birth date."""
     birth = birth_year_month(dob)
     if birth is None or not math.isfinite(photo_taken):

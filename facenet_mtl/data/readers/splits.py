@@ -8,6 +8,8 @@ True
 >>> hash_split("a.jpg") == hash_split("a.jpg")
 True
 """
+from __future__ import annotations
+
 import hashlib
 
 DEFAULT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
@@ -17,13 +19,13 @@ DEFAULT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 SALT = b"facenet-mtl/split/v1:"
 
 
-def hash_unit(key):
+def hash_unit(key: str) -> float:
     """A number in [0, 1) fixed by `key` (the first 8 bytes of the salted SHA-256)."""
     digest = hashlib.sha256(SALT + str(key).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 
-def hash_split(file_id, fractions=None):
+def hash_split(file_id: str, fractions: dict[str, float] | None = None) -> str:
     """The split of `file_id`: `fractions` (split -> fraction, summing to 1) taken in order."""
     fractions = DEFAULT_FRACTIONS if fractions is None else fractions
     total = sum(fractions.values())
@@ -38,7 +40,7 @@ def hash_split(file_id, fractions=None):
     return next(s for s, f in reversed(fractions.items()) if f > 0)  # rounding at the top end
 
 
-def carve_valid(file_id, valid_fraction):
+def carve_valid(file_id: str, valid_fraction: float) -> str:
     """'valid' for about `valid_fraction` of training files (by hash), else 'train'."""
     if not 0.0 <= valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")

@@ -10,8 +10,11 @@ Race is kept for figures per group (`schema.RACES`: UTKFace's ids 0-4 are its fi
 Ages above 100 are dropped (`age_out_of_range`): DEX's age bins stop at 100. The split is by a
 hash of the file name, 80/10/10.
 """
+from __future__ import annotations
+
 import re
 import warnings
+from pathlib import Path
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.readers import register
@@ -31,7 +34,7 @@ CITATION = """\
   year = {2017}}"""
 
 
-def parse_name(name):
+def parse_name(name: str) -> tuple[int, int, int | None] | None:
     """(age, our gender 0 female/1 male, race or None) from a UTKFace file name, or None if malformed.
 
     >>> parse_name("23_1_2_20170116174525125.jpg.chip.jpg"), parse_name("61_1_20170109150557335.jpg.chip.jpg")
@@ -44,7 +47,7 @@ def parse_name(name):
     return int(match["age"]), 1 - int(match["gender"]), race
 
 
-def read(source_dir, limit=None):
+def read(source_dir: str | Path, limit: int | None = None) -> ReadResult:
     """Read UTKFace's labels from the file names under `source_dir`."""
     root = existing_path(source_dir, LAYOUT)
     if root.is_dir() and not any(root.glob("*.jpg")) and (root / "UTKFace").is_dir():

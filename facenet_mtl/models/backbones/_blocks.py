@@ -1,4 +1,8 @@
 """Layer helpers shared by the backbones written here (not the keras.applications ones)."""
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 # PyTorch's BatchNorm settings (Keras' default momentum 0.99 makes the moving statistics lag for
@@ -7,11 +11,12 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
-def batch_norm(name, momentum=BN_MOMENTUM, **kwargs):
+def batch_norm(name: str, momentum: float = BN_MOMENTUM, **kwargs: Any) -> keras.layers.BatchNormalization:
     return keras.layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name, **kwargs)
 
 
-def conv_bn_relu(x, filters, kernel_size, strides=1, name="conv", bn_momentum=BN_MOMENTUM):
+def conv_bn_relu(x: keras.KerasTensor, filters: int, kernel_size: int, strides: int = 1, name: str = "conv",
+                 bn_momentum: float = BN_MOMENTUM) -> keras.KerasTensor:
     """Conv (no bias) -> BatchNorm -> ReLU, named `<name>`, `<name>_bn`, `<name>_relu`."""
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name)(x)
     x = batch_norm(f"{name}_bn", momentum=bn_momentum)(x)

@@ -1,10 +1,12 @@
 """Fetching published ImageNet weights, with an error that says what to do when offline."""
+from __future__ import annotations
+
 import os
 
 import keras
 
 
-def imagenet_weights_path(backbone, url, file_name, file_hash):
+def imagenet_weights_path(backbone: str, url: str, file_name: str, file_hash: str) -> str:
     """The local path of a weights file, downloaded into Keras' cache on first use.
 
     Raises RuntimeError, naming the URL and the cache path to place the file at by hand, when

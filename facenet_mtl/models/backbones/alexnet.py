@@ -16,6 +16,8 @@ fc6 and fc7 dominate the size: ~36M parameters at 112 px (57M at 48 px).
 >>> model.get_layer("pool5").output.shape
 (None, 6, 6, 64)
 """
+from __future__ import annotations
+
 import keras
 
 from facenet_mtl.models.backbones import register_backbone
@@ -25,7 +27,7 @@ CONV_CHANNELS = (64, 192, 384, 256, 256)
 POOL_AFTER = (1, 2, 5)  # convs followed by a 3x3/2 max-pool
 
 
-def first_conv(input_size):
+def first_conv(input_size: int) -> tuple[int, int]:
     """(kernel, stride) of conv1: the published 11x11/4 only where the input is large enough."""
     if input_size >= 112:
         return 11, 4
@@ -35,7 +37,8 @@ def first_conv(input_size):
 
 
 @register_backbone("alexnet", preprocessing="symmetric")
-def alexnet(input_size, width=1.0, batch_norm=False, fc_units=4096, dropout=0.5, name="alexnet"):
+def alexnet(input_size: int, width: float = 1.0, batch_norm: bool = False, fc_units: int = 4096, dropout: float = 0.5,
+            name: str = "alexnet") -> keras.Model:
     inputs = keras.Input((input_size, input_size, 3), name="alexnet_input")
     kernel1, stride1 = first_conv(input_size)
     kernels, strides = (kernel1, 5, 3, 3, 3), (stride1, 1, 1, 1, 1)

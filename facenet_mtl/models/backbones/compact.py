@@ -26,6 +26,10 @@ crops when the time is available. A 64 px input ends at 2x2 with the defaults.
 >>> [layer.name for layer in deeper.layers if layer.name.endswith("_add")]
 ['block1_add', 'block2_add', 'block2_extra1_add', 'block2_extra2_add']
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 
 from facenet_mtl.models.backbones import register_backbone
@@ -33,8 +37,9 @@ from facenet_mtl.models.backbones._blocks import BN_MOMENTUM, batch_norm, conv_b
 
 
 @register_backbone("compact", preprocessing="symmetric", min_input_size=16)
-def compact(input_size, widths=(32, 64, 128, 256), stem_width=32, stem_stride=2, depth=0, dropout=0.0,
-            bn_momentum=BN_MOMENTUM, name="compact"):
+def compact(input_size: int, widths: Sequence[int] = (32, 64, 128, 256), stem_width: int = 32, stem_stride: int = 2,
+            depth: int | Sequence[int] = 0, dropout: float = 0.0, bn_momentum: float = BN_MOMENTUM,
+            name: str = "compact") -> keras.Model:
     depths = [int(depth)] * len(widths) if isinstance(depth, (int, float)) else [int(d) for d in depth]
     if len(depths) != len(widths) or min(depths, default=0) < 0:
         raise ValueError(f"compact: depth must be one int >= 0 or one per block ({len(widths)} widths), got {depth!r}")
@@ -51,7 +56,8 @@ def compact(input_size, widths=(32, 64, 128, 256), stem_width=32, stem_stride=2,
     return keras.Model(inputs, features, name=name)
 
 
-def separable_block(x, filters, name, bn_momentum=BN_MOMENTUM):
+def separable_block(x: keras.KerasTensor, filters: int, name: str,
+                    bn_momentum: float = BN_MOMENTUM) -> keras.KerasTensor:
     shortcut = keras.layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_shortcut")(x)
     shortcut = batch_norm(f"{name}_shortcut_bn", bn_momentum)(shortcut)
     y = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv1")(x)
@@ -64,7 +70,8 @@ def separable_block(x, filters, name, bn_momentum=BN_MOMENTUM):
     return keras.layers.ReLU(name=f"{name}_relu")(y)
 
 
-def identity_block(x, filters, name, bn_momentum=BN_MOMENTUM):
+def identity_block(x: keras.KerasTensor, filters: int, name: str,
+                   bn_momentum: float = BN_MOMENTUM) -> keras.KerasTensor:
     """Two 3x3 separable convs at unchanged resolution, added to the input (Xception middle flow)."""
     y = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv1")(x)
     y = batch_norm(f"{name}_sepconv1_bn", bn_momentum)(y)

@@ -11,6 +11,8 @@ Those weights expect torch-mode input, RGB / 255 normalised by ImageNet's mean a
 >>> model.output_shape
 (None, 1024)
 """
+from __future__ import annotations
+
 import keras
 
 from facenet_mtl.models.backbones import register_backbone
@@ -22,7 +24,7 @@ WEIGHTS_HASH = "30ee3e1110167f948a6b9946edeeb738"
 
 
 @register_backbone("densenet121", preprocessing="imagenet_torch", min_input_size=32)
-def densenet121(input_size, weights=None, name="densenet121"):
+def densenet121(input_size: int, weights: str | None = None, name: str = "densenet121") -> keras.Model:
     if weights == "imagenet":
         weights = imagenet_weights_path("densenet121", WEIGHTS_URL, WEIGHTS_FILE, WEIGHTS_HASH)
     return keras.applications.DenseNet121(

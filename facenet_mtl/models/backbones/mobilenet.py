@@ -10,7 +10,10 @@
 >>> model.output_shape
 (None, 576)
 """
+from __future__ import annotations
+
 import contextlib
+from collections.abc import Iterator
 
 import keras
 from keras.src.applications import mobilenet_v3
@@ -19,7 +22,7 @@ from facenet_mtl.models.backbones import register_backbone
 
 
 @register_backbone("mobilenet", preprocessing="symmetric", min_input_size=32)
-def mobilenet(input_size, alpha=1.0, minimalistic=False, name="mobilenet"):
+def mobilenet(input_size: int, alpha: float = 1.0, minimalistic: bool = False, name: str = "mobilenet") -> keras.Model:
     with _hard_sigmoid_as_layer():
         return keras.applications.MobileNetV3Small(
             input_shape=(input_size, input_size, 3), alpha=alpha, minimalistic=minimalistic, include_top=False,
@@ -27,7 +30,7 @@ def mobilenet(input_size, alpha=1.0, minimalistic=False, name="mobilenet"):
 
 
 @contextlib.contextmanager
-def _hard_sigmoid_as_layer():
+def _hard_sigmoid_as_layer() -> Iterator[None]:
     """Build the squeeze-and-excite gates with `Activation("hard_sigmoid")`.
 
     keras.applications writes that gate as `ReLU(6)(x + 3) * (1 / 6)`: the `+` and `*` become bare

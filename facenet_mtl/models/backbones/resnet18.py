@@ -12,6 +12,10 @@ the resolution through the net, so it costs ~16x the compute. `width` scales eve
 >>> model.get_layer("stage4_block2_add").output.shape
 (None, 2, 2, 64)
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 
 from facenet_mtl.models.backbones import register_backbone
@@ -19,7 +23,8 @@ from facenet_mtl.models.backbones._blocks import batch_norm, conv_bn_relu
 
 
 @register_backbone("resnet18", preprocessing="symmetric")
-def resnet18(input_size, width=64, stem_stride=2, blocks=(2, 2, 2, 2), name="resnet18"):
+def resnet18(input_size: int, width: int = 64, stem_stride: int = 2, blocks: Sequence[int] = (2, 2, 2, 2),
+             name: str = "resnet18") -> keras.Model:
     if stem_stride not in (1, 2):
         raise ValueError(f"resnet18: stem_stride must be 1 or 2, got {stem_stride}")
     inputs = keras.Input((input_size, input_size, 3), name="resnet18_input")
@@ -37,7 +42,7 @@ def resnet18(input_size, width=64, stem_stride=2, blocks=(2, 2, 2, 2), name="res
     return keras.Model(inputs, features, name=name)
 
 
-def basic_block(x, filters, strides, name):
+def basic_block(x: keras.KerasTensor, filters: int, strides: int, name: str) -> keras.KerasTensor:
     """Two 3x3 convs and a shortcut (a 1x1 projection when the shape changes)."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:

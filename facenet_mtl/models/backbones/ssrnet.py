@@ -18,6 +18,8 @@ input_size >= 40 (the "valid" convs shrink the maps).
 >>> model.count_params() < 100_000
 True
 """
+from __future__ import annotations
+
 import keras
 
 from facenet_mtl.models.backbones import register_backbone
@@ -33,7 +35,7 @@ STAGES = ((4, 1), (2, 4), (1, 8))
 
 
 @register_backbone("ssrnet", preprocessing="unit", min_input_size=40)
-def ssrnet(input_size, stage_units=10, name="ssrnet"):
+def ssrnet(input_size: int, stage_units: int = 10, name: str = "ssrnet") -> keras.Model:
     inputs = keras.Input((input_size, input_size, 3), name="ssrnet_input")
     maps = {stream: _stream(inputs, stream, *spec) for stream, spec in STREAMS.items()}
     stage_features = []

@@ -11,6 +11,8 @@ ImageNet weights expect caffe-mode input, BGR with the ImageNet mean subtracted:
 >>> model.output_shape
 (None, 512)
 """
+from __future__ import annotations
+
 import keras
 
 from facenet_mtl.models.backbones import register_backbone
@@ -22,7 +24,7 @@ WEIGHTS_HASH = "6d6bbae143d832006294945121d1f1fc"
 
 
 @register_backbone("vgg16", preprocessing="imagenet_caffe", min_input_size=32)
-def vgg16(input_size, weights=None, name="vgg16"):
+def vgg16(input_size: int, weights: str | None = None, name: str = "vgg16") -> keras.Model:
     if weights == "imagenet":
         weights = imagenet_weights_path("vgg16", WEIGHTS_URL, WEIGHTS_FILE, WEIGHTS_HASH)
     return keras.applications.VGG16(
