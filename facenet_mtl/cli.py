@@ -135,7 +135,7 @@ def demo_data_cmd(out_dir, seed):
     Example:
       facenet-mtl demo-data demo_data/native
     """
-    from facenet_mtl.data.demo import make_demo_data
+    from facenet_mtl.demo.datasets import make_demo_data
 
     for name, path in make_demo_data(out_dir, seed=seed).items():
         click.echo(f"{name}: {path}")

@@ -11,8 +11,8 @@ import pytest
 from tests.cli_checks import assert_user_error
 
 from facenet_mtl.cli import main
-from facenet_mtl.data import native_layouts
 from facenet_mtl.data.readers import DATASETS, _load_all
+from facenet_mtl.demo import native_layouts
 
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facenet_mtl.data import native_layouts
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, augment_batch, make_dataset
 from facenet_mtl.data.records import BuildOptions, build_tfrecords, read_manifest
 from facenet_mtl.data.schema import EMOTIONS
+from facenet_mtl.demo import native_layouts
 
 SIZE = 24
 OUTPUTS = ("age", "age_probs", "gender", "emotion", "smile")

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facenet_mtl.data import images, native_layouts, process, records
+from facenet_mtl.data import images, process, records
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.records import BuildOptions, build_tfrecords, shard_dir, shard_files
 from facenet_mtl.data.schema import SCHEMA_VERSION
+from facenet_mtl.demo import native_layouts
 
 SIZE = 24
 

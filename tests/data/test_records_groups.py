@@ -1,10 +1,10 @@
 """Age groups and race through the records and the input: FairFace built, read and fed."""
 import numpy as np
 
-from facenet_mtl.data.native_layouts import write_fairface
 from facenet_mtl.data.pipeline import read_split, to_model_inputs
 from facenet_mtl.data.records import BuildOptions, build_tfrecords
 from facenet_mtl.data.schema import MISSING, RACES
+from facenet_mtl.demo.native_layouts import write_fairface
 
 
 def test_fairface_records_carry_bounds_and_race_and_train_the_bins_only(tmp_path, image):
