@@ -90,10 +90,9 @@ def build_tfrecords_cmd(dataset, source, out, image_size, workers, limit, force,
       facenet-mtl build-tfrecords fer2013 --source ../shared/data/fer2013/fer2013_images.zip --out data_out
       facenet-mtl build-tfrecords --list
     """
-    from facenet_mtl.data.readers import DATASETS, _load_all, get_dataset
+    from facenet_mtl.data.readers import DATASETS, get_dataset
 
     if list_only or not dataset:
-        _load_all()
         for name in sorted(DATASETS):
             spec = DATASETS[name]
             click.echo(f"{name}  [{', '.join(spec.tasks)}]\n    {spec.layout}\n")

@@ -166,3 +166,11 @@ def test_a_renamed_run_finds_its_published_row_by_its_config_reference(tmp_path)
     report = build_report([tmp_path / "resnet18-mtl-w111-seed2"])
     assert report.rows[1].experiment == published["experiment"]
     assert len(report.references) == len(STUDY_REFERENCES)
+
+
+def test_backbone_table_names_come_from_the_backbone_registry():
+    from facenet_mtl.models.backbones import BACKBONES
+    from facenet_mtl.training.report import backbone_title
+
+    assert {name: backbone_title(name) for name in BACKBONES} == {n: s.title for n, s in BACKBONES.items()}
+    assert backbone_title("resnet18") == "ResNet-18" and backbone_title("not_registered") == "not_registered"

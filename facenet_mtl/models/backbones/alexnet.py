@@ -34,7 +34,7 @@ def first_conv(input_size):
     return 5, 1
 
 
-@register_backbone("alexnet", preprocessing="symmetric")
+@register_backbone("alexnet", preprocessing="symmetric", title="AlexNet")
 def alexnet(input_size, width=1.0, batch_norm=False, fc_units=4096, dropout=0.5, name="alexnet"):
     inputs = keras.Input((input_size, input_size, 3), name="alexnet_input")
     kernel1, stride1 = first_conv(input_size)

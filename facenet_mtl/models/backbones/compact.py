@@ -32,7 +32,7 @@ from facenet_mtl.models.backbones import register_backbone
 from facenet_mtl.models.backbones._blocks import BN_MOMENTUM, batch_norm, conv_bn_relu
 
 
-@register_backbone("compact", preprocessing="symmetric", min_input_size=16)
+@register_backbone("compact", preprocessing="symmetric", min_input_size=16, title="compact CNN")
 def compact(input_size, widths=(32, 64, 128, 256), stem_width=32, stem_stride=2, depth=0, dropout=0.0,
             bn_momentum=BN_MOMENTUM, name="compact"):
     depths = [int(depth)] * len(widths) if isinstance(depth, (int, float)) else [int(d) for d in depth]

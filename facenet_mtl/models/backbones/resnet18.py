@@ -18,7 +18,7 @@ from facenet_mtl.models.backbones import register_backbone
 from facenet_mtl.models.backbones._blocks import batch_norm, conv_bn_relu
 
 
-@register_backbone("resnet18", preprocessing="symmetric")
+@register_backbone("resnet18", preprocessing="symmetric", title="ResNet-18")
 def resnet18(input_size, width=64, stem_stride=2, blocks=(2, 2, 2, 2), name="resnet18"):
     if stem_stride not in (1, 2):
         raise ValueError(f"resnet18: stem_stride must be 1 or 2, got {stem_stride}")
