@@ -291,6 +291,7 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
       facenet-mtl evaluate --data data_out/release --by race,gender,age_band
       facenet-mtl evaluate runs/real-mtl/model.h5 --data data_out --split test
     """
+    from facenet_mtl.data.built_dataset import built_dataset_names
     from facenet_mtl.inference.predictor import load_keras_model
     from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, format_group_tables, format_table
 
@@ -304,8 +305,7 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
 
         model_path = release_model_path()
     model = load_keras_model(model_path, trust_saved_model=trust_saved_model)
-    names = [d for d in datasets.split(",") if d] or sorted(
-        p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file()) if Path(data_root).is_dir() else []
+    names = [d for d in datasets.split(",") if d] or built_dataset_names(data_root) if Path(data_root).is_dir() else []
     if not names:
         raise DataError(data_root, "holds no built datasets (no */manifest.json)", "run facenet-mtl build-tfrecords first")
     evaluation = evaluate_model(model, data_root, names, split, limit=limit, by=groupings)
