@@ -23,7 +23,7 @@ def main():
     parser.add_argument("--batches", type=int, default=150)
     args = parser.parse_args()
 
-    from facenet_mtl.data.demo import make_demo_data
+    from facenet_mtl.demo.datasets import make_demo_data
     from facenet_mtl.data.pipeline import InputSpec, make_dataset
     from facenet_mtl.data.records import BuildOptions, build_tfrecords
 

@@ -58,7 +58,7 @@ def main():
 
     import keras
 
-    from facenet_mtl.data.demo import make_demo_data
+    from facenet_mtl.demo.datasets import make_demo_data
     from facenet_mtl.data.pipeline import make_dataset
     from facenet_mtl.data.records import BuildOptions, build_tfrecords
     from facenet_mtl.inference.predictor import FacePredictor

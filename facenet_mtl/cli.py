@@ -97,10 +97,9 @@ def build_tfrecords_cmd(dataset, source, out, image_size, workers, limit, force,
       facenet-mtl build-tfrecords fer2013 --source ../shared/data/fer2013/fer2013_images.zip --out data_out
       facenet-mtl build-tfrecords --list
     """
-    from facenet_mtl.data.readers import DATASETS, _load_all, get_dataset
+    from facenet_mtl.data.readers import DATASETS, get_dataset
 
     if list_only or not dataset:
-        _load_all()
         for name in sorted(DATASETS):
             spec = DATASETS[name]
             click.echo(f"{name}  [{', '.join(spec.tasks)}]\n    {spec.layout}\n")
@@ -142,7 +141,7 @@ def demo_data_cmd(out_dir, seed):
     Example:
       facenet-mtl demo-data demo_data/native
     """
-    from facenet_mtl.data.demo import make_demo_data
+    from facenet_mtl.demo.datasets import make_demo_data
 
     for name, path in make_demo_data(out_dir, seed=seed).items():
         click.echo(f"{name}: {path}")
@@ -298,6 +297,7 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
       facenet-mtl evaluate --data data_out/release --by race,gender,age_band
       facenet-mtl evaluate runs/real-mtl/model.h5 --data data_out --split test
     """
+    from facenet_mtl.data.built_dataset import built_dataset_names
     from facenet_mtl.inference.predictor import load_keras_model
     from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, format_group_tables, format_table
 
@@ -311,8 +311,7 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
 
         model_path = release_model_path()
     model = load_keras_model(model_path, trust_saved_model=trust_saved_model)
-    names = [d for d in datasets.split(",") if d] or sorted(
-        p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file()) if Path(data_root).is_dir() else []
+    names = [d for d in datasets.split(",") if d] or built_dataset_names(data_root) if Path(data_root).is_dir() else []
     if not names:
         raise DataError(data_root, "holds no built datasets (no */manifest.json)", "run facenet-mtl build-tfrecords first")
     evaluation = evaluate_model(model, data_root, names, split, limit=limit, by=groupings)

@@ -11,7 +11,7 @@ import pytest
 from tests.cli_checks import assert_user_error
 
 from facenet_mtl import cli as cli_module
-from facenet_mtl.data import native_layouts
+from facenet_mtl.demo import native_layouts
 
 CONFIG = """\
 name = "bad"

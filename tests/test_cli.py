@@ -11,8 +11,8 @@ import pytest
 from tests.cli_checks import assert_user_error
 
 from facenet_mtl.cli import main
-from facenet_mtl.data import native_layouts
-from facenet_mtl.data.readers import DATASETS, _load_all
+from facenet_mtl.data.readers import DATASETS
+from facenet_mtl.demo import native_layouts
 
 
 
@@ -56,7 +56,6 @@ def test_top_level_help_lists_every_command_and_an_example(cli):
 
 
 def test_list_names_every_dataset_and_its_layout(cli):
-    _load_all()
     result = cli("build-tfrecords", "--list")
     assert result.exit_code == 0
     assert set(DATASETS) >= {"appa_real", "chalearn_lap_2016", "celeba", "fer2013", "genki4k", "smile_folders",

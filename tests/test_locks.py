@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from facenet_mtl.cli import main
-from facenet_mtl.data import native_layouts
+from facenet_mtl.demo import native_layouts
 from facenet_mtl.locks import FolderInUseError, exclusive
 
 HOLD = """

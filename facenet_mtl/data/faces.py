@@ -9,8 +9,8 @@ cropped another way whose faces are too small or too many to detect (FER2013's 4
 CelebA, FairFace) are aligned by the source's typical landmark layout (`align_by_framing`),
 measured once per dataset by `benchmarks/framing.py`; photos are detected and aligned face by face.
 
-MTCNN finds real faces; it finds only some of the drawn demo faces (`demo_faces`), so predict on
-those with `detect=False`.
+MTCNN finds real faces; it finds only some of the drawn demo faces (`facenet_mtl.demo.faces`), so
+predict on those with `detect=False`.
 """
 from __future__ import annotations
 

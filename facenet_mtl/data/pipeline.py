@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from facenet_mtl.data import record_format
+from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.data.errors import DataError
-from facenet_mtl.data.records import read_manifest, shard_files
-from facenet_mtl.data.schema import LABEL_FIELDS, MAX_AGE, MISSING, TASKS
+from facenet_mtl.data.schema import MAX_AGE, MISSING, TASKS
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -35,42 +36,26 @@ class InputSpec:
     partition_seed: int = 0  # >0: pool train+valid and redraw the valid split with this seed
 
 
-def feature_spec():
-    spec = {"image": tf.io.FixedLenFeature([], tf.string),
-            "source": tf.io.FixedLenFeature([], tf.string, default_value=""),
-            "file_id": tf.io.FixedLenFeature([], tf.string, default_value="")}
-    for name, dtype in LABEL_FIELDS.items():
-        tf_dtype = tf.float32 if dtype().dtype.kind == "f" else tf.int64
-        spec[name] = tf.io.FixedLenFeature([], tf_dtype, default_value=tf.constant(MISSING, tf_dtype))
-    return spec
-
-
-def split_size(root, dataset, split):
-    manifest = read_manifest(root, dataset)
-    return int(manifest["splits"].get(split, {}).get("count", 0))
-
-
-def read_split(root, dataset, split, image_size, limit=0, cache=True, deterministic=True, partition_seed=0):
-    """One dataset split as decoded examples: dict(image=uint8 HxWx3, labels...).
+def read_split(built, split, image_size, limit=0, cache=True, deterministic=True, partition_seed=0):
+    """One split of `built` (a `BuiltDataset`) as decoded examples: dict(image=uint8 HxWx3, labels...).
 
     partition_seed > 0 (train/valid only): another train/valid partition of the same sizes,
     drawn from the pooled train+valid records by a seeded hash of the file id.
     """
     repartition = bool(partition_seed) and split in ("train", "valid")
-    files = shard_files(root, dataset, split)
+    files = built.shard_files(split)
     if repartition:
-        files = shard_files(root, dataset, "train") + shard_files(root, dataset, "valid")
+        files = built.shard_files("train") + built.shard_files("valid")
     if not files:
-        manifest = read_manifest(root, dataset)
-        raise DataError(f"{root}/{dataset}", f"has no finished shards for split '{split}' "
-                        f"(built splits: {', '.join(manifest['splits']) or 'none'})",
+        raise DataError(built.directory, f"has no finished shards for split '{split}' "
+                        f"(built splits: {built.built_splits()})",
                         "choose a built split, or rebuild with facenet-mtl build-tfrecords")
     files = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
     ds = files.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
                           num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    spec = feature_spec()
+    spec = record_format.parse_spec()
     if repartition:
-        ds = ds.filter(_partition_filter(root, dataset, split, partition_seed, spec))
+        ds = ds.filter(_partition_filter(built, split, partition_seed, spec))
     if limit:
         ds = ds.take(limit)
 
@@ -87,10 +72,9 @@ def read_split(root, dataset, split, image_size, limit=0, cache=True, determinis
     return ds.cache() if cache else ds
 
 
-def _partition_filter(root, dataset, split, seed, spec):
-    counts = {s: v["count"] for s, v in read_manifest(root, dataset)["splits"].items()}
-    total = counts.get("train", 0) + counts.get("valid", 0)
-    threshold = int(10000 * counts.get("valid", 0) / max(total, 1))
+def _partition_filter(built, split, seed, spec):
+    total = built.size("train") + built.size("valid")
+    threshold = int(10000 * built.size("valid") / max(total, 1))
 
     def keep(serialized):
         file_id = tf.io.parse_single_example(serialized, {"file_id": spec["file_id"]})["file_id"]
@@ -163,17 +147,17 @@ def make_dataset(spec, split, outputs, training=True):
     """
     if not spec.datasets:
         raise DataError(spec.root, "no datasets named for the input", "list them in the config's data.datasets")
-    sizes = {name: split_size(spec.root, name, split) for name in spec.datasets}
+    built = {name: BuiltDataset.open(spec.root, name) for name in spec.datasets}
+    sizes = {name: dataset.size(split) for name, dataset in built.items()}
     if spec.limit:
         sizes = {n: min(s, spec.limit) for n, s in sizes.items()}
-    parts = [read_split(spec.root, name, split, spec.image_size, spec.limit, spec.cache, deterministic=True,
+    parts = [read_split(built[name], split, spec.image_size, spec.limit, spec.cache, deterministic=True,
                         partition_seed=spec.partition_seed)
              for name in spec.datasets if sizes[name]]
     names = [name for name in spec.datasets if sizes[name]]
     if not parts:
-        built = {n: read_manifest(spec.root, n)["splits"] for n in spec.datasets}
-        listed = "; ".join(f"{n}: {', '.join(splits) or 'none'}" for n, splits in built.items())
-        if any(split in splits for splits in built.values()):  # listed with 0 records: an older build
+        listed = "; ".join(f"{n}: {dataset.built_splits()}" for n, dataset in built.items())
+        if any(split in dataset.splits for dataset in built.values()):  # listed with 0 records: an older build
             raise DataError(spec.root, f"split '{split}' of {', '.join(spec.datasets)} was built with 0 records "
                             f"(built splits: {listed})", "rebuild it with facenet-mtl build-tfrecords ... --force: "
                             "it now stops on a split whose images are all dropped, naming why")

@@ -1,7 +1,8 @@
 """`build-tfrecords`: read a dataset natively, crop and encode its faces in parallel, and write
 sharded TFRecords (tensorflow-datasets layout) plus `manifest.json`.
 
-Layout under `OUT/<dataset>/`:
+Layout under `OUT/<dataset>/` (`facenet_mtl.data.built_dataset` reads it back; each record's
+features are `facenet_mtl.data.record_format`'s):
     manifest.json                          counts per split and label, drops by reason, fingerprint
     1.0.0/<dataset>-<split>.tfrecord-00000-of-00004   the shards (tfds file naming)
     1.0.0/dataset_info.json, features.json tfds metadata: `tfds.builder_from_directory` reads it
@@ -26,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from facenet_mtl.data import record_format
+from facenet_mtl.data.built_dataset import VERSION, BuiltDataset, dataset_dir, manifest_path, shard_dir
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.schema import LABEL_FIELDS, MISSING, SCHEMA_VERSION, full_labels
 from facenet_mtl.locks import exclusive
 
 log = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
 NO_FACE_POLICIES = ("skip", "keep_full")
 IMAGE_SIZES = (16, 1024)  # the square face stored, in pixels (the model's input is 16..512)
 MAX_WORKERS = 256
@@ -77,28 +79,9 @@ def _whole(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def dataset_dir(out_dir, dataset):
-    return Path(out_dir) / dataset
-
-
-def shard_dir(out_dir, dataset):
-    return dataset_dir(out_dir, dataset) / VERSION
-
-
-def shard_files(out_dir, dataset, split):
-    """The finished shard files of one split (an empty list if the split was not built)."""
-    directory = shard_dir(out_dir, dataset)
-    done = directory / ".done"
-    files = sorted(directory.glob(f"{dataset}-{split}.tfrecord-*-of-*"))
-    return [f for f in files if (done / f"{f.name}.json").is_file()]
-
-
 def read_manifest(out_dir, dataset):
-    path = dataset_dir(out_dir, dataset) / "manifest.json"
-    if not path.is_file():
-        raise DataError(path, f"no TFRecords manifest for dataset '{dataset}'",
-                        f"run: facenet-mtl build-tfrecords {dataset} --source <its folder> --out {out_dir}")
-    return json.loads(path.read_text())
+    """`BuiltDataset.open(out_dir, dataset).manifest` (for callers that want the dict alone)."""
+    return BuiltDataset.open(out_dir, dataset).manifest
 
 
 def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_options=None):
@@ -159,7 +142,7 @@ def _build_locked(spec, dataset, source, out_dir, options, reader_options, resul
         "reader_notes": dict(result.notes),
         "build_seconds": round(time.time() - started, 2),
     }
-    _write_json(dataset_dir(out_dir, dataset) / "manifest.json", manifest)
+    _write_json(manifest_path(out_dir, dataset), manifest)
     _write_tfds_metadata(directory, dataset, splits, options.image_size)
     return manifest
 
@@ -216,20 +199,20 @@ def _remove_unfinished(directory, dataset):
 
 def _check_previous_build(out_dir, dataset, fingerprint, force):
     directory = shard_dir(out_dir, dataset)
-    manifest_path = dataset_dir(out_dir, dataset) / "manifest.json"
+    manifest = manifest_path(out_dir, dataset)
     state_path = directory / ".done" / "fingerprint"
     if force and directory.exists():
         for path in directory.glob(f"{dataset}-*.tfrecord-*"):
             path.unlink()
         for path in (directory / ".done").glob("*"):
             path.unlink()
-        manifest_path.unlink(missing_ok=True)
+        manifest.unlink(missing_ok=True)
     elif state_path.is_file() and state_path.read_text().strip() != fingerprint:
         if any((directory / ".done").glob("*.json")):
             raise DataError(directory, "already holds TFRecords built from other source files or options",
                             "add --force to rebuild, or choose another --out")
         # A build that stopped before finishing any shard (bad input, interrupted): nothing to keep.
-        manifest_path.unlink(missing_ok=True)
+        manifest.unlink(missing_ok=True)
     directory.joinpath(".done").mkdir(parents=True, exist_ok=True)
     _write_text(state_path, fingerprint)
 
@@ -295,7 +278,7 @@ def _write_shard(pool, records, path, options, bar=None):
                 if problem:  # written, with a note (a face not found, the whole image kept)
                     shard["notes"][problem[0]] += 1
                 labels = full_labels(record.labels)
-                writer.write(serialize_example(jpeg, labels, record.source, record.file_id))
+                writer.write(record_format.serialize(jpeg, labels, record.source, record.file_id))
                 shard["count"] += 1
                 for field in label_counts:
                     value = int(labels[field])
@@ -346,21 +329,6 @@ def _detect_faces(records, bar=None, batch=64):
     if bar is not None:
         bar.set_postfix_str("")
     return out
-
-
-def serialize_example(jpeg, labels, source, file_id):
-    """One tf.train.Example with the schema's features (the tfds FeaturesDict encoding)."""
-    import tensorflow as tf
-
-    feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-               "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
-               "file_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(file_id).encode()]))}
-    for name, dtype in LABEL_FIELDS.items():
-        if dtype == np.float32:
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(labels[name])]))
-        else:
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(labels[name])]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def _pool(workers):
@@ -422,12 +390,6 @@ def _write_tfds_metadata(directory, dataset, splits, image_size):
         log.info("tensorflow-datasets is not installed: no tfds metadata for %s", dataset)
         return
     try:
-        import tensorflow as tf
-
-        features = {"image": tfds.features.Image(shape=(image_size, image_size, 3), encoding_format="jpeg"),
-                    "source": tfds.features.Text(), "file_id": tfds.features.Text()}
-        for name, dtype in LABEL_FIELDS.items():
-            features[name] = tfds.features.Scalar(tf.float32 if dtype == np.float32 else tf.int64)
         split_infos = [
             tfds.core.SplitInfo(name=split, shard_lengths=[s["count"] for s in info["shards"]], num_bytes=0,
                                 filename_template=tfds.core.ShardedFileTemplate(
@@ -435,7 +397,7 @@ def _write_tfds_metadata(directory, dataset, splits, image_size):
                                     dataset_name=dataset, split=split, filetype_suffix="tfrecord"))
             for split, info in splits.items()]
         tfds.folder_dataset.write_metadata(
-            data_dir=str(directory), features=tfds.features.FeaturesDict(features),
+            data_dir=str(directory), features=record_format.tfds_features(image_size),
             split_infos=split_infos, filename_template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
             description=f"facenet-mtl face records of {dataset} (schema v{SCHEMA_VERSION})", check_data=False)
     except Exception as exc:  # metadata is a convenience for tfds users; the records stand alone

@@ -110,7 +110,7 @@ def sample_faces(size: int, count: int = SAMPLE_FACES) -> np.ndarray:
     """Drawn demo faces (RGB 0-255, float32) at the model's size: the check's inputs."""
     import cv2
 
-    from facenet_mtl.data.demo_faces import draw_face
+    from facenet_mtl.demo.faces import draw_face
 
     rng = np.random.default_rng(0)
     faces = []

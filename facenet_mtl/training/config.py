@@ -372,9 +372,8 @@ def _validate(cfg, source):
     if cfg.stage == "finetune" and not cfg.init:
         raise ConfigError(source, "init", "a finetune needs `init`: the pretrain experiment or model path")
     _validate_reference(cfg.reference, source)
-    from facenet_mtl.data.readers import DATASETS, _load_all
+    from facenet_mtl.data.readers import DATASETS
 
-    _load_all()
     for name in cfg.data.datasets:
         if name not in DATASETS:
             raise ConfigError(source, "data.datasets", f"unknown dataset '{name}'; known: {', '.join(sorted(DATASETS))}")

@@ -6,9 +6,9 @@ Works with any Keras model whose outputs follow our names (a run's model in memo
 import numpy as np
 import tensorflow as tf
 
+from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import read_split
-from facenet_mtl.data.records import read_manifest
 from facenet_mtl.data.schema import EMOTIONS, GENDERS, LABEL_FIELDS, MISSING, RACES
 
 LABELS = tuple(LABEL_FIELDS)
@@ -18,10 +18,11 @@ AGE_BANDS = (("0-12", 0, 12), ("13-19", 13, 19), ("20-39", 20, 39), ("40-59", 40
 GROUPINGS = ("race", "gender", "age_band")
 
 
-def predict_split(model, root, dataset, split, batch_size=128, limit=0, partition_seed=0):
-    """(predictions by output name, labels by field) for one dataset split, as numpy arrays."""
+def predict_split(model, built, split, batch_size=128, limit=0, partition_seed=0):
+    """(predictions by output name, labels by field) for one split of `built` (a `BuiltDataset`),
+    as numpy arrays."""
     size = int(model.input_shape[1])
-    ds = read_split(root, dataset, split, size, limit=limit, cache=False,
+    ds = read_split(built, split, size, limit=limit, cache=False,
                     partition_seed=partition_seed).batch(batch_size)
     preds, labels = {}, {k: [] for k in LABELS}
     labels["file_id"] = []
@@ -117,16 +118,16 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
     """{"overall": metrics, "by_dataset": {name: metrics}} for the datasets that have `split`;
     with `by` (groupings from GROUPINGS), also {"by_group": {dataset: {grouping: {group: metrics}}}}.
     A `DataError` naming the built splits when none of the datasets has `split`."""
-    built = {name: list(read_manifest(root, name)["splits"]) for name in datasets}
-    if datasets and not any(split in splits for splits in built.values()):
+    built = {name: BuiltDataset.open(root, name) for name in datasets}
+    if datasets and not any(split in dataset.splits for dataset in built.values()):
         raise DataError(root, f"no dataset has a split '{split}' (built splits: "
-                        + "; ".join(f"{name}: {', '.join(splits) or 'none'}" for name, splits in built.items()) + ")",
+                        + "; ".join(f"{name}: {dataset.built_splits()}" for name, dataset in built.items()) + ")",
                         "choose one of the built splits with --split")
     by_dataset, all_preds, all_labels, by_group = {}, {}, {}, {}
     for name in datasets:
-        if split not in built[name]:
+        if split not in built[name].splits:
             continue
-        preds, labels = predict_split(model, root, name, split, batch_size, limit, partition_seed)
+        preds, labels = predict_split(model, built[name], split, batch_size, limit, partition_seed)
         by_dataset[name] = task_metrics(preds, labels)
         if by:
             by_group[name] = metrics_by_group(preds, labels, by)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from facenet_mtl.data.built_dataset import BuiltDataset, built_dataset_names
 from facenet_mtl.data.schema import EMOTIONS, GENDERS, SMILES
 from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model
 from facenet_mtl.training.export import save_h5
@@ -75,11 +76,11 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     save_h5(model, RELEASE_MODEL)  # the portable .h5: every Keras 3 from 3.4 on loads it
     started = time.time()
-    datasets = sorted(p.name for p in Path(data_root).iterdir() if (p / "manifest.json").is_file())
+    datasets = built_dataset_names(data_root)
     evaluation = evaluate_model(model, data_root, datasets, "test", by=GROUPINGS)
     evaluation["seconds"] = round(time.time() - started, 1)
     photos = photo_path_agreement(RELEASE_MODEL, utkface_dir, limit=photo_limit) if utkface_dir else None
-    manifests = {name: json.loads((Path(data_root) / name / "manifest.json").read_text()) for name in datasets}
+    manifests = {name: BuiltDataset.open(data_root, name).manifest for name in datasets}
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     info = {
         "version": version or date.today().isoformat(),

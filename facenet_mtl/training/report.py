@@ -24,16 +24,13 @@ from facenet_mtl.training.references import (METRIC_KEYS, METRICS, PEER_REFERENC
 RUN, REFERENCE = "this run", "reference"
 
 
-# Table names of the registered backbones; an unlisted backbone shows its registry name.
-BACKBONE_NAMES = {
-    "resnet18": "ResNet-18",
-    "alexnet": "AlexNet",
-    "densenet121": "DenseNet-121",
-    "ssrnet": "SSR-Net",
-    "mobilenet": "MobileNet",
-    "compact": "compact CNN",
-    "vgg16": "VGG-16",
-}
+def backbone_title(name):
+    """A backbone's table name, its registry's `title` ("ResNet-18"); an unregistered one shows
+    `name`. (Imported here, not above: the registry loads Keras, which a report needs only now.)"""
+    from facenet_mtl.models.backbones import BACKBONES
+
+    spec = BACKBONES.get(name)
+    return spec.title if spec else name
 
 
 @dataclass
@@ -174,7 +171,7 @@ def _run_row(run_dir, config, figures, dataset):
     weights = config.get("loss", {}).get("weights", {})
     backbone = model.get("backbone", "")
     return ReportRow(
-        model=f"{BACKBONE_NAMES.get(backbone, backbone)} {'-'.join(tasks)}".strip(),
+        model=f"{backbone_title(backbone)} {'-'.join(tasks)}".strip(),
         source=RUN,
         values=values,
         loss_weights={t: weights.get(t, 1.0) for t in tasks},  # missing tasks weigh 1

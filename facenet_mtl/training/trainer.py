@@ -15,7 +15,7 @@ import keras
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
-from facenet_mtl.data.records import read_manifest
+from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.models import output_names_for, transfer_weights, with_flip_average
 from facenet_mtl.training import callbacks as cb
 from facenet_mtl.training.balancing import network_of
@@ -179,9 +179,9 @@ def _load_init(model, init_path):
 
 
 def _datasets_with_split(cfg, split):
-    return [n for n in cfg.data.datasets if read_manifest(cfg.data.root, n)["splits"].get(split, {}).get("count")]
+    return [n for n in cfg.data.datasets if BuiltDataset.open(cfg.data.root, n).size(split)]
 
 
 def _check_data(cfg):
     for name in cfg.data.datasets:
-        read_manifest(cfg.data.root, name)  # raises a DataError naming the build command
+        BuiltDataset.open(cfg.data.root, name)  # raises a DataError naming the build command

@@ -25,3 +25,18 @@ def image():
 @pytest.fixture
 def shared_data():
     return SHARED_DATA
+
+
+@pytest.fixture
+def manifest_reads(monkeypatch):
+    """The list of dataset names whose `manifest.json` is read from now on, one entry a read."""
+    reads = []
+    read_text = Path.read_text
+
+    def counting(self, *args, **kwargs):
+        if self.name == "manifest.json":
+            reads.append(self.parent.name)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    return reads

@@ -10,7 +10,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from facenet_mtl.cli import main
-from facenet_mtl.data import native_layouts
+from facenet_mtl.demo import native_layouts
 
 # The build in a child process, each image slowed by 10 ms so that the kill lands mid-build.
 SLOW_BUILD = """

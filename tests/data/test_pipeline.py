@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facenet_mtl.data import native_layouts
+from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, augment_batch, make_dataset
-from facenet_mtl.data.records import BuildOptions, build_tfrecords, read_manifest
+from facenet_mtl.data.records import BuildOptions, build_tfrecords
 from facenet_mtl.data.schema import EMOTIONS
+from facenet_mtl.demo import native_layouts
 
 SIZE = 24
 OUTPUTS = ("age", "age_probs", "gender", "emotion", "smile")
@@ -47,7 +48,7 @@ def spec(root, **kw):
 
 
 def count(root, dataset, split):
-    return read_manifest(root, dataset)["splits"][split]["count"]
+    return BuiltDataset.open(root, dataset).splits[split]["count"]
 
 
 def collect(ds, limit_batches=None):
@@ -194,3 +195,8 @@ def test_missing_split_lists_the_built_splits(root):
     assert root in message and "utkface: test, train, valid" in message and "fer2013: test, train, valid" in message
     with pytest.raises(DataError, match="build-tfrecords celeba"):  # never built
         make_dataset(spec(root, datasets=("celeba",)), "train", OUTPUTS)
+
+
+def test_make_dataset_reads_each_manifest_once(root, manifest_reads):
+    make_dataset(spec(root, datasets=("utkface", "fer2013", "appa_real")), "train", OUTPUTS, training=True)
+    assert sorted(manifest_reads) == ["appa_real", "fer2013", "utkface"]

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from facenet_mtl.data.errors import DataError
-from facenet_mtl.data.native_layouts import write_fairface
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.fairface import FRAMING, age_group_bounds, read
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.schema import MISSING, RACES, full_labels
+from facenet_mtl.demo.native_layouts import write_fairface
 
 
 def faces(image, rows):

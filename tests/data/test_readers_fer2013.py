@@ -6,11 +6,11 @@ import pytest
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.images import load_rgb
-from facenet_mtl.data.native_layouts import write_fer2013_csv, write_fer2013_folders, write_fer_plus
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.fer2013 import fer_plus_label, read
 from facenet_mtl.data.readers.splits import carve_valid
 from facenet_mtl.data.schema import EMOTIONS
+from facenet_mtl.demo.native_layouts import write_fer2013_csv, write_fer2013_folders, write_fer_plus
 
 REAL_TRAIN = {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171,
               "neutral": 4965}

@@ -10,9 +10,10 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from facenet_mtl.data import images, native_layouts
+from facenet_mtl.data import images
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.readers import get_dataset
+from facenet_mtl.demo import native_layouts
 
 CASES_PER_FILE = 24
 MAT_CASES = 8  # each starts a Python that imports scipy.io (~0.5 s): the last 8 of 18 draws,

@@ -4,10 +4,10 @@ import pytest
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.images import load_rgb
-from facenet_mtl.data.native_layouts import write_genki4k, write_smile_folders
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.genki4k import read, read_smile_folders
 from facenet_mtl.data.readers.splits import hash_split
+from facenet_mtl.demo.native_layouts import write_genki4k, write_smile_folders
 
 
 @pytest.fixture

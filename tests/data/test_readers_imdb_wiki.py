@@ -8,9 +8,9 @@ import scipy.io
 
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.images import load_rgb
-from facenet_mtl.data.native_layouts import matlab_datenum, write_imdb_wiki
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.imdb_wiki import age_at_photo, read
+from facenet_mtl.demo.native_layouts import matlab_datenum, write_imdb_wiki
 
 BOX = (16, 16, 48, 48)
 

@@ -4,9 +4,10 @@ from collections import Counter
 
 import pytest
 
-from facenet_mtl.data import images, native_layouts
+from facenet_mtl.data import images
 from facenet_mtl.data.readers import splits
 from facenet_mtl.data.readers.splits import carve_valid, hash_split, hash_unit
+from facenet_mtl.demo import native_layouts
 
 
 def test_hash_split_is_pinned_across_runs_and_machines():

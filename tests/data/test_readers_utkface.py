@@ -3,10 +3,10 @@ from collections import Counter
 import pytest
 
 from facenet_mtl.data.errors import DataError
-from facenet_mtl.data.native_layouts import write_utkface
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.readers.utkface import parse_name, read
+from facenet_mtl.demo.native_layouts import write_utkface
 
 
 def test_parse_name():

@@ -14,11 +14,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facenet_mtl.data import images, native_layouts, process, records
+from facenet_mtl.data import images, process, records
+from facenet_mtl.data.built_dataset import BuiltDataset, shard_dir, shard_files
 from facenet_mtl.data.errors import DataError
+from facenet_mtl.data.record_format import parse_spec
 from facenet_mtl.data.readers import get_dataset
-from facenet_mtl.data.records import BuildOptions, build_tfrecords, shard_dir, shard_files
+from facenet_mtl.data.records import BuildOptions, build_tfrecords
 from facenet_mtl.data.schema import SCHEMA_VERSION
+from facenet_mtl.demo import native_layouts
 
 SIZE = 24
 
@@ -46,7 +49,7 @@ def options(**kw):
 def read_records(out, dataset="utkface"):
     """Every finished record as {file_id: dict(split, image RGB, labels...)}, parsed by protobuf."""
     found = {}
-    for split in records.read_manifest(out, dataset)["splits"]:
+    for split in BuiltDataset.open(out, dataset).splits:
         for path in shard_files(out, dataset, split):
             for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
                 feature = tf.train.Example.FromString(raw).features.feature
@@ -206,7 +209,7 @@ def test_interrupted_build_leaves_no_readable_shard_and_rerun_completes(utk, tmp
     finished = [p for split in ("test", "train", "valid") for p in shard_files(out, "utkface", split)]
     assert [p.name for p in finished] == written and len(finished) == 1  # only the first shard
     with pytest.raises(DataError, match="build-tfrecords"):  # nothing half-built is read
-        records.read_manifest(out, "utkface")
+        BuiltDataset.open(out, "utkface")
     stamp = finished[0].stat().st_mtime_ns
 
     manifest = build_tfrecords("utkface", source, out, options(shard_size=4))
@@ -290,6 +293,8 @@ def test_tfds_reads_the_records(utk, tmp_path):
     source, by_name = utk
     manifest = build_tfrecords("utkface", source, tmp_path / "out", options(shard_size=8))
     builder = tfds.builder_from_directory(str(shard_dir(tmp_path / "out", "utkface")))
+    stored = builder.info.features.get_serialized_info()  # the metadata written follows the one format
+    assert {name: info.dtype for name, info in stored.items()} == {name: f.dtype for name, f in parse_spec().items()}
     seen = 0
     for split, info in manifest["splits"].items():
         assert builder.info.splits[split].num_examples == info["count"]

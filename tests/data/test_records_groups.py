@@ -1,10 +1,11 @@
 """Age groups and race through the records and the input: FairFace built, read and fed."""
 import numpy as np
 
-from facenet_mtl.data.native_layouts import write_fairface
+from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.data.pipeline import read_split, to_model_inputs
 from facenet_mtl.data.records import BuildOptions, build_tfrecords
 from facenet_mtl.data.schema import MISSING, RACES
+from facenet_mtl.demo.native_layouts import write_fairface
 
 
 def test_fairface_records_carry_bounds_and_race_and_train_the_bins_only(tmp_path, image):
@@ -16,7 +17,7 @@ def test_fairface_records_carry_bounds_and_race_and_train_the_bins_only(tmp_path
     assert sum(s["count"] for s in manifest["splits"].values()) == 20
     assert manifest["notes"] == {"aligned_by_source_framing": 20}
     split = max(manifest["splits"], key=lambda s: manifest["splits"][s]["count"])
-    examples = list(read_split(tmp_path / "out", "fairface", split, 32, cache=False))
+    examples = list(read_split(BuiltDataset.open(tmp_path / "out", "fairface"), split, 32, cache=False))
     first = examples[0]
     assert float(first["age"]) == MISSING and {float(first["age_min"]), float(first["age_max"])} <= {20.0, 29.0, 70.0, 100.0}
     assert int(first["race"]) in (RACES.index("east_asian"), RACES.index("black"))

@@ -3,9 +3,9 @@ csv and GENKI-4K native layouts, then built into TFRecords by the real readers a
 import numpy as np
 import pytest
 
-from facenet_mtl.data import native_layouts
-from facenet_mtl.data.demo_faces import draw_face
 from facenet_mtl.data.records import BuildOptions, build_tfrecords
+from facenet_mtl.demo import native_layouts
+from facenet_mtl.demo.faces import draw_face
 
 IMAGE_SIZE = 32
 

@@ -6,15 +6,15 @@ import keras
 import numpy as np
 import pytest
 
-from facenet_mtl.data import native_layouts
-from facenet_mtl.data.demo import make_demo_data, random_labels
-from facenet_mtl.data.demo_faces import draw_scene
+from facenet_mtl.data.pipeline import make_dataset
 from facenet_mtl.data.records import BuildOptions, build_tfrecords
+from facenet_mtl.demo import native_layouts
+from facenet_mtl.demo.datasets import make_demo_data, random_labels
+from facenet_mtl.demo.faces import draw_scene
 from facenet_mtl.models import BACKBONES, build_model
 from facenet_mtl.training.config import load_config
 from facenet_mtl.training.plan import compile_for_phase
 from facenet_mtl.training.trainer import input_spec
-from facenet_mtl.data.pipeline import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (ROOT / "experiments").rglob("*.toml") if not p.name.startswith("_"))

@@ -200,3 +200,11 @@ def test_the_chart_legend_sits_outside_the_bars(tmp_path, monkeypatch):
     legend = ax.get_legend().get_window_extent()
     assert legend.y0 >= ax.get_window_extent().y1  # above the axes: it covers no bar or value
     assert any(t.get_text() == "this run, demo data" for t in ax.get_legend().get_texts())
+
+
+def test_backbone_table_names_come_from_the_backbone_registry():
+    from facenet_mtl.models.backbones import BACKBONES
+    from facenet_mtl.training.report import backbone_title
+
+    assert {name: backbone_title(name) for name in BACKBONES} == {n: s.title for n, s in BACKBONES.items()}
+    assert backbone_title("resnet18") == "ResNet-18" and backbone_title("not_registered") == "not_registered"

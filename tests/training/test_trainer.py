@@ -211,10 +211,11 @@ def test_output_names_follow_tasks():
 
 
 def test_partition_seed_draws_another_disjoint_train_valid_split(tiny_records):
+    from facenet_mtl.data.built_dataset import BuiltDataset
     from facenet_mtl.data.pipeline import read_split
 
     def ids(split, seed):
-        ds = read_split(str(tiny_records), "utkface", split, 32, cache=False, partition_seed=seed)
+        ds = read_split(BuiltDataset.open(tiny_records, "utkface"), split, 32, cache=False, partition_seed=seed)
         return {bytes(e["file_id"].numpy()) for e in ds}
 
     original = ids("train", 0) | ids("valid", 0)

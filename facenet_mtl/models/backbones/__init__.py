@@ -11,8 +11,8 @@ and registers itself with the preprocessing it expects (see `facenet_mtl.models.
 ['alexnet', 'compact', 'densenet121', 'mobilenet', 'resnet18', 'ssrnet', 'vgg16']
 >>> create_backbone("compact", 48, widths=(8, 16), stem_width=8).output_shape
 (None, 16)
->>> BACKBONES["compact"].preprocessing
-'symmetric'
+>>> BACKBONES["compact"].preprocessing, BACKBONES["resnet18"].title
+('symmetric', 'ResNet-18')
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -22,19 +22,22 @@ from facenet_mtl.models.preprocessing import PREPROCESSING_MODES
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """One registered architecture: its builder, its input preprocessing, its smallest input."""
+    """One registered architecture: its builder, its input preprocessing, its smallest input and
+    its name in tables (the results report)."""
 
     name: str
     build: Callable  # build(input_size, name=..., **architecture_args) -> keras.Model
     preprocessing: str
     min_input_size: int
+    title: str
 
 
 BACKBONES = {}
 
 
-def register_backbone(name, preprocessing, min_input_size=32):
-    """Decorator: register `build(input_size, name=..., **kwargs)` as backbone `name`."""
+def register_backbone(name, preprocessing, min_input_size=32, title=None):
+    """Decorator: register `build(input_size, name=..., **kwargs)` as backbone `name`; `title`
+    (default: `name`) is how tables name it, e.g. "ResNet-18"."""
     if preprocessing not in PREPROCESSING_MODES:
         raise ValueError(f"backbone '{name}': unknown preprocessing '{preprocessing}'; "
                          f"known: {', '.join(PREPROCESSING_MODES)}")
@@ -42,7 +45,7 @@ def register_backbone(name, preprocessing, min_input_size=32):
     def decorator(build):
         if name in BACKBONES:
             raise ValueError(f"backbone '{name}' is already registered")
-        BACKBONES[name] = BackboneSpec(name, build, preprocessing, min_input_size)
+        BACKBONES[name] = BackboneSpec(name, build, preprocessing, min_input_size, title or name)
         return build
 
     return decorator

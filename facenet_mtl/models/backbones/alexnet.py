@@ -36,7 +36,7 @@ def first_conv(input_size: int) -> tuple[int, int]:
     return 5, 1
 
 
-@register_backbone("alexnet", preprocessing="symmetric")
+@register_backbone("alexnet", preprocessing="symmetric", title="AlexNet")
 def alexnet(input_size: int, width: float = 1.0, batch_norm: bool = False, fc_units: int = 4096, dropout: float = 0.5,
             name: str = "alexnet") -> keras.Model:
     inputs = keras.Input((input_size, input_size, 3), name="alexnet_input")

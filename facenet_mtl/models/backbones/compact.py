@@ -36,7 +36,7 @@ from facenet_mtl.models.backbones import register_backbone
 from facenet_mtl.models.backbones._blocks import BN_MOMENTUM, batch_norm, conv_bn_relu
 
 
-@register_backbone("compact", preprocessing="symmetric", min_input_size=16)
+@register_backbone("compact", preprocessing="symmetric", min_input_size=16, title="compact CNN")
 def compact(input_size: int, widths: Sequence[int] = (32, 64, 128, 256), stem_width: int = 32, stem_stride: int = 2,
             depth: int | Sequence[int] = 0, dropout: float = 0.0, bn_momentum: float = BN_MOMENTUM,
             name: str = "compact") -> keras.Model:

@@ -23,7 +23,7 @@ WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/den
 WEIGHTS_HASH = "30ee3e1110167f948a6b9946edeeb738"
 
 
-@register_backbone("densenet121", preprocessing="imagenet_torch", min_input_size=32)
+@register_backbone("densenet121", preprocessing="imagenet_torch", min_input_size=32, title="DenseNet-121")
 def densenet121(input_size: int, weights: str | None = None, name: str = "densenet121") -> keras.Model:
     if weights == "imagenet":
         weights = imagenet_weights_path("densenet121", WEIGHTS_URL, WEIGHTS_FILE, WEIGHTS_HASH)

@@ -21,7 +21,7 @@ from keras.src.applications import mobilenet_v3
 from facenet_mtl.models.backbones import register_backbone
 
 
-@register_backbone("mobilenet", preprocessing="symmetric", min_input_size=32)
+@register_backbone("mobilenet", preprocessing="symmetric", min_input_size=32, title="MobileNet")
 def mobilenet(input_size: int, alpha: float = 1.0, minimalistic: bool = False, name: str = "mobilenet") -> keras.Model:
     with _hard_sigmoid_as_layer():
         return keras.applications.MobileNetV3Small(

@@ -22,7 +22,7 @@ from facenet_mtl.models.backbones import register_backbone
 from facenet_mtl.models.backbones._blocks import batch_norm, conv_bn_relu
 
 
-@register_backbone("resnet18", preprocessing="symmetric")
+@register_backbone("resnet18", preprocessing="symmetric", title="ResNet-18")
 def resnet18(input_size: int, width: int = 64, stem_stride: int = 2, blocks: Sequence[int] = (2, 2, 2, 2),
              name: str = "resnet18") -> keras.Model:
     if stem_stride not in (1, 2):

@@ -34,7 +34,7 @@ STREAMS = {
 STAGES = ((4, 1), (2, 4), (1, 8))
 
 
-@register_backbone("ssrnet", preprocessing="unit", min_input_size=40)
+@register_backbone("ssrnet", preprocessing="unit", min_input_size=40, title="SSR-Net")
 def ssrnet(input_size: int, stage_units: int = 10, name: str = "ssrnet") -> keras.Model:
     inputs = keras.Input((input_size, input_size, 3), name="ssrnet_input")
     maps = {stream: _stream(inputs, stream, *spec) for stream, spec in STREAMS.items()}

@@ -23,7 +23,7 @@ WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg
 WEIGHTS_HASH = "6d6bbae143d832006294945121d1f1fc"
 
 
-@register_backbone("vgg16", preprocessing="imagenet_caffe", min_input_size=32)
+@register_backbone("vgg16", preprocessing="imagenet_caffe", min_input_size=32, title="VGG-16")
 def vgg16(input_size: int, weights: str | None = None, name: str = "vgg16") -> keras.Model:
     if weights == "imagenet":
         weights = imagenet_weights_path("vgg16", WEIGHTS_URL, WEIGHTS_FILE, WEIGHTS_HASH)

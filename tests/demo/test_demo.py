@@ -3,10 +3,10 @@ that are visible in the pixels."""
 import numpy as np
 import pytest
 
-from facenet_mtl.data.demo import make_demo_data
-from facenet_mtl.data.demo_faces import HAPPY, draw_face, draw_scene
-from facenet_mtl.data.schema import EMOTIONS
 from facenet_mtl.data.readers import get_dataset
+from facenet_mtl.data.schema import EMOTIONS
+from facenet_mtl.demo.datasets import make_demo_data
+from facenet_mtl.demo.faces import HAPPY, draw_face, draw_scene
 
 
 def test_demo_data_is_deterministic_and_read_by_the_real_readers(tmp_path):

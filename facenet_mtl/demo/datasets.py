@@ -1,7 +1,7 @@
-"""The built-in demo data: generated faces (see `demo_faces`) written in each dataset's NATIVE
-layout, so the demo and the tests exercise the real readers and the real build.
+"""The built-in demo data: generated faces (see `facenet_mtl.demo.faces`) written in each
+dataset's NATIVE layout, so the demo and the tests exercise the real readers and the real build.
 
-    python -m facenet_mtl.data.demo demo_data/native        # or: facenet-mtl demo-data DIR
+    python -m facenet_mtl.demo.datasets demo_data/native        # or: facenet-mtl demo-data DIR
 
 Writes `wiki_crop/` (IMDB-WIKI: age + gender, faces placed in larger photos with their box),
 `appa_real/` (apparent age with sigma, real age, gender), `fer2013/fer2013.csv` (48x48 grey,
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet_mtl.data import native_layouts
-from facenet_mtl.data.demo_faces import HAPPY, draw_face, draw_scene
 from facenet_mtl.data.schema import EMOTIONS, GENDERS
+from facenet_mtl.demo import native_layouts
+from facenet_mtl.demo.faces import HAPPY, draw_face, draw_scene
 
 DEFAULT_SIZES = {"wiki": 1500, "appa_real": 600, "fer2013": 1500, "genki4k": 600, "utkface": 600}
 
@@ -115,6 +115,6 @@ def make_demo_data(root, seed=0, sizes=None, image_size=96):
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m facenet_mtl.data.demo OUT_DIR")
+        sys.exit("usage: python -m facenet_mtl.demo.datasets OUT_DIR")
     for dataset, path in make_demo_data(sys.argv[1]).items():
         print(f"{dataset}: {path}")
