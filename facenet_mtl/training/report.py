@@ -335,8 +335,9 @@ def plot_metric(report, metric, path):
     ax.set_title(f"{metric.header}, split {report.split} ({better})")
     ax.set_xlabel(metric.header)
     ax.margins(x=0.15)
-    ax.legend(handles=[Patch(color=c, label=s) for s, c in COLOURS.items()], loc="lower right",
-              fontsize=8)
+    # Outside the axes, to the right: inside, it would cover a bar or its value label.
+    ax.legend(handles=[Patch(color=c, label=s) for s, c in COLOURS.items()], loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path

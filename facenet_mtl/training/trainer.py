@@ -21,6 +21,7 @@ import keras
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
 from facenet_mtl.data.records import read_manifest
+from facenet_mtl import tasks
 from facenet_mtl.locks import LOCK_NAME, exclusive
 from facenet_mtl.models import (output_names_for, set_backbone_trainable, transfer_weights,
                                 with_flip_average)
@@ -30,8 +31,8 @@ from facenet_mtl.training.bn_recalibration import recalibrate_batch_norm
 from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.evaluate import evaluate_model
 from facenet_mtl.training.export import export_model, inference_copy, network_from
-from facenet_mtl.training.losses import head_losses, head_metrics, output_loss_weights
-from facenet_mtl.training.plots import plot_confusion, plot_learning_curves
+from facenet_mtl.training.losses import LabelledLosses, head_losses, head_metrics, output_loss_weights
+from facenet_mtl.training.plots import plot_confusions, plot_learning_curves
 from facenet_mtl.training.precision import choose_strategy, is_chief, set_precision
 
 log = logging.getLogger(__name__)
@@ -188,14 +189,12 @@ def compile_for_phase(cfg, model, phase):
     static_loss = {} if isinstance(model, UncertaintyWeighting) else dict(
         loss=head_losses(outputs, cfg.loss.label_smoothing),
         loss_weights=output_loss_weights(outputs, task_weights, cfg.loss.age_l1))
-    model.compile(optimizer=make_optimizer(cfg.optimizer), weighted_metrics=head_metrics(outputs), **static_loss)
+    model.compile(optimizer=make_optimizer(cfg.optimizer),
+                  weighted_metrics=head_metrics(outputs, cfg.loss.label_smoothing), **static_loss)
 
 
 def _head_task(layer_name):
-    for task in ("age", "gender", "emotion", "smile"):
-        if layer_name == task or layer_name.startswith(f"{task}_"):
-            return task
-    return None
+    return tasks.task_of_layer(layer_name)
 
 
 def make_optimizer(opt_cfg):
@@ -247,7 +246,8 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state,
             continue
         with strategy.scope():
             prepare_phase(cfg, model, phase, run_dir, state if resuming else None)
-        callbacks = cb.run_callbacks(cfg, run_dir, phase, learning_rate_at, resumed=done > 0)
+        callbacks = [labelled_losses(cfg, model)] + cb.run_callbacks(cfg, run_dir, phase, learning_rate_at,
+                                                                     resumed=done > 0)
         try:
             model.fit(train_ds, epochs=end, initial_epoch=max(first, done), steps_per_epoch=steps,
                       validation_data=valid_ds, callbacks=callbacks, verbose=verbose)
@@ -258,6 +258,14 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run_dir, state,
         done = int(_read_state(run_dir).get("epoch", end))
         if any(isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch for c in callbacks):
             break
+
+
+def labelled_losses(cfg, model):
+    """The callback that logs each head's loss over its labelled samples and `loss`/`val_loss` as
+    their sum under the configured loss weights (`losses.LabelledLosses`)."""
+    outputs = network_of(model).output_names
+    return LabelledLosses(output_loss_weights(outputs, {t: cfg.loss_weight(t) for t in cfg.model.tasks},
+                                              cfg.loss.age_l1))
 
 
 def trim_history(run_dir, epochs_done):
@@ -314,8 +322,7 @@ def finish_run(cfg, model, run_dir):
     if (run_dir / "history.csv").is_file():
         plot_learning_curves(run_dir / "history.csv", run_dir)
     test = metrics["splits"].get(cfg.data.test_split, {}).get("overall", {})
-    if "emotion_confusion" in test:
-        plot_confusion(test["emotion_confusion"], run_dir / "emotion_confusion.png")
+    plot_confusions(test, run_dir)
     state = _read_state(run_dir)
     state["finished"] = True
     _write_json(run_dir / "state.json", state)
