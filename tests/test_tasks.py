@@ -18,7 +18,7 @@ from facenet_mtl.models import build_model, model_tasks, output_names_for
 from facenet_mtl.tasks import MISSING, Task
 from facenet_mtl.training import trainer
 from facenet_mtl.training.evaluate import evaluate_model, format_table
-from tests.training.conftest import IMAGE_SIZE, tiny_config
+from tests.training.conftest import IMAGE_SIZE, tiny_config, tiny_records  # noqa: F401  (a fixture)
 
 PACKAGE = Path(tasks.__file__).parent
 
