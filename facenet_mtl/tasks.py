@@ -275,25 +275,25 @@ def age_bin_crossentropy(y_true, y_pred):
 
 
 def age_bin_loss(name="age_bin_crossentropy", reduction=REDUCTION):
-    """`age_bin_crossentropy` as a Keras loss."""
-    return _per_sample_loss_class()(age_bin_crossentropy, name=name, reduction=reduction)
+    """`age_bin_crossentropy` as a Keras loss (an `age_bin_loss_class()` instance)."""
+    return age_bin_loss_class()(name=name, reduction=reduction)
 
 
 @functools.cache
-def _per_sample_loss_class():
+def age_bin_loss_class():
+    """The Keras loss class of `age_bin_crossentropy`, defined on first use (keras loads late)."""
     import keras
 
-    class PerSampleLoss(keras.losses.Loss):
-        """A Keras loss of a per-sample function (defined here on first use: keras loads late)."""
+    class AgeBinCrossEntropy(keras.losses.Loss):
+        __doc__ = age_bin_crossentropy.__doc__
 
-        def __init__(self, fn, name=None, reduction=REDUCTION):
+        def __init__(self, name="age_bin_crossentropy", reduction=REDUCTION):
             super().__init__(name=name, reduction=reduction)
-            self.fn = fn
 
         def call(self, y_true, y_pred):
-            return self.fn(y_true, y_pred)
+            return age_bin_crossentropy(y_true, y_pred)
 
-    return PerSampleLoss
+    return AgeBinCrossEntropy
 
 
 # --- the registry -------------------------------------------------------------------------------

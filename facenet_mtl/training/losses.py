@@ -17,14 +17,12 @@ log-variance terms are in `uw_<task>`, `val_loss` compares epochs by the configu
 import keras
 
 from facenet_mtl import tasks
-from facenet_mtl.tasks import REDUCTION, age_bin_loss  # noqa: F401  (REDUCTION re-exported)
+from facenet_mtl.tasks import REDUCTION, age_bin_loss_class  # noqa: F401  (REDUCTION re-exported)
 
 LABELLED = "labelled_loss"  # the metric behind each logged `<output>_loss`
 
 
-def AgeBinCrossEntropy(name="age_bin_crossentropy", reduction=REDUCTION):  # noqa: N802  (was a class)
-    """The DEX age-bin loss (`facenet_mtl.tasks.age_bin_crossentropy`) as a Keras loss."""
-    return age_bin_loss(name=name, reduction=reduction)
+AgeBinCrossEntropy = age_bin_loss_class()  # the DEX age-bin loss (`facenet_mtl.tasks.age_bin_crossentropy`)
 
 
 def head_losses(outputs, label_smoothing=0.0):
