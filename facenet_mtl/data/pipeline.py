@@ -13,7 +13,8 @@ import tensorflow as tf
 from facenet_mtl.data import record_format
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.data.errors import DataError
-from facenet_mtl.data.schema import MAX_AGE, MISSING, TASKS
+from facenet_mtl import tasks
+from facenet_mtl.data.schema import LABEL_FIELDS, MAX_AGE, MISSING, TASKS
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -85,37 +86,15 @@ def _partition_filter(built, split, seed, spec):
 
 
 def to_model_inputs(example, outputs, age_sigma=0.0):
-    """Example dict -> (image float32, labels by output name, sample weights by output name)."""
+    """Example dict -> (image float32, labels by output name, sample weights by output name);
+    each output's task encodes its targets and masks (`facenet_mtl.tasks.Task.targets`)."""
     image = tf.cast(example["image"], tf.float32)
     labels, weights = {}, {}
-    for output in outputs:
-        task = "age" if output in ("age", "age_probs") else output
-        raw = example[task]
-        known = tf.not_equal(raw, tf.cast(MISSING, raw.dtype))
-        weights[output] = tf.cast(known, tf.float32)
-        value = tf.where(known, raw, tf.zeros_like(raw))
-        if output == "age":
-            labels[output] = tf.reshape(tf.cast(value, tf.float32), (1,))
-        elif output == "age_probs":
-            sigma = tf.fill(tf.shape(value), tf.cast(age_sigma, tf.float32))
-            if age_sigma < 0:
-                std = example["age_std"]
-                sigma = tf.where(tf.greater(std, 0), std, tf.ones_like(std))
-            # An age group (age missing, bounds known) trains the bins by its interval; a year
-            # keeps bounds of -1. The expected-age L1 ("age") sees years only.
-            age_min = example.get("age_min", tf.fill(tf.shape(value), tf.cast(MISSING, tf.float32)))
-            age_max = example.get("age_max", age_min)
-            group = tf.logical_and(tf.logical_not(known), tf.not_equal(age_min, MISSING))
-            low = tf.where(group, age_min, -tf.ones_like(age_min))
-            high = tf.where(group, age_max, -tf.ones_like(age_max))
-            weights[output] = tf.cast(tf.logical_or(known, group), tf.float32)
-            labels[output] = tf.stack([tf.clip_by_value(tf.cast(value, tf.float32), 0, MAX_AGE), sigma,
-                                       low, high], axis=-1)
-        elif TASKS[task].kind == "categorical":
-            labels[output] = tf.one_hot(tf.cast(value, tf.int32), TASKS[task].num_classes)
-        else:
-            labels[output] = tf.expand_dims(tf.cast(value, tf.float32), -1)
-    return image, labels, weights
+    for task in {tasks.task_of_output(output).name: None for output in outputs}:
+        targets, masks = tasks.get(task).targets(example, age_sigma)
+        labels.update({k: v for k, v in targets.items() if k in outputs})
+        weights.update({k: v for k, v in masks.items() if k in outputs})
+    return image, {o: labels[o] for o in outputs}, {o: weights[o] for o in outputs}
 
 
 def mixing_weights(spec, sizes):

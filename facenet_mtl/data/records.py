@@ -30,7 +30,7 @@ import numpy as np
 from facenet_mtl.data import record_format
 from facenet_mtl.data.built_dataset import VERSION, BuiltDataset, dataset_dir, manifest_path, shard_dir
 from facenet_mtl.data.errors import DataError
-from facenet_mtl.data.schema import LABEL_FIELDS, MISSING, SCHEMA_VERSION, full_labels
+from facenet_mtl.data.schema import CLASS_FIELDS, LABEL_FIELDS, MISSING, SCHEMA_VERSION, full_labels
 from facenet_mtl.locks import exclusive
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def _write_shard(pool, records, path, options, bar=None):
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     records = _detect_faces(records, bar)
     shard = {"count": 0, "dropped": Counter(), "notes": Counter(), "labels": {}, "ages": []}
-    label_counts = {name: Counter() for name in ("gender", "emotion", "smile", "race")}
+    label_counts = {name: Counter() for name in CLASS_FIELDS}
     jobs = ((r, options.image_size, options.margin, options.no_face, options.jpeg_quality) for r in records)
     try:
         with tf.io.TFRecordWriter(str(tmp)) as writer:

@@ -1,48 +1,24 @@
-"""The one example schema shared by every dataset, record, pipeline, head and metric.
+"""The record schema shared by every dataset, record and pipeline: the label fields a face carries.
 
-Every face record, whatever its source, carries the image and all five labels; a label the
-source does not provide holds `MISSING`. Change a task here and every layer follows.
+Every face record, whatever its source, carries the image and all the label fields; a label the
+source does not provide holds `MISSING`. The tasks a model learns from these fields (their
+outputs, encodings, losses, figures) are defined once in `facenet_mtl.tasks`; `TASKS`,
+`TASK_NAMES` and the class lists are re-exported here for older imports.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from facenet_mtl.tasks import AGE_BINS, EMOTIONS, GENDERS, MAX_AGE, MISSING, SMILES, TASKS, Task  # noqa: F401
+from facenet_mtl.tasks import BUILTIN_NAMES as TASK_NAMES  # noqa: F401  (the built-in four)
+
 SCHEMA_VERSION = 2  # 2: age_min/age_max (age groups), race
-MISSING = -1  # the "no label" value for every label field, float or int
 DEFAULT_IMAGE_SIZE = 112
 
-# FER2013 label order (the ids in fer2013.csv).
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-GENDERS = ("female", "male")  # gender 0 female, 1 male
-SMILES = ("no_smile", "smile")
-AGE_BINS = 101  # DEX: ages 0..100, one softmax bin per year
-MAX_AGE = AGE_BINS - 1
 # Race groups, for reporting figures per group (never a model output). UTKFace's ids 0-4 keep
 # their meaning; FairFace's seven groups use 0, 1 and 3 where they match and 5-8 for the rest.
 RACES = ("white", "black", "asian", "indian", "others", "latino_hispanic", "east_asian",
          "southeast_asian", "middle_eastern")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One prediction task: its label field, its kind and (for classification) its classes."""
-
-    name: str
-    kind: str  # "age" (DEX bins + expectation), "binary" or "categorical"
-    classes: tuple = ()
-
-    @property
-    def num_classes(self):
-        return AGE_BINS if self.kind == "age" else len(self.classes)
-
-
-TASKS = {
-    "age": Task("age", "age"),
-    "gender": Task("gender", "binary", GENDERS),
-    "emotion": Task("emotion", "categorical", EMOTIONS),
-    "smile": Task("smile", "binary", SMILES),
-}
-TASK_NAMES = tuple(TASKS)
 
 # Label fields stored in every record: name -> numpy dtype. `age_std` is ChaLearn's sigma;
 # `age_min`/`age_max` an age group's bounds in years (FairFace), with `age` missing;
@@ -57,6 +33,8 @@ LABEL_FIELDS = {
     "emotion": np.int64,
     "smile": np.int64,
 }
+# The class-index fields a build counts per value (its manifest's label statistics).
+CLASS_FIELDS = tuple(name for name, dtype in LABEL_FIELDS.items() if np.dtype(dtype).kind == "i")
 
 
 @dataclass

@@ -18,7 +18,8 @@ import numpy as np
 from facenet_mtl.data import images
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.faces import FaceDetector, crop_face
-from facenet_mtl.data.schema import AGE_BINS, DEFAULT_IMAGE_SIZE, EMOTIONS, GENDERS, SMILES
+from facenet_mtl import tasks as task_registry
+from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
 from facenet_mtl.inference.loading import MODEL_SUFFIXES, load_keras_model  # noqa: F401  (re-exported)
 from facenet_mtl.inference.model_card import ModelCard, describe
 
@@ -91,8 +92,7 @@ class FacePredictor:
     def tasks(self):
         """The tasks this model's heads predict, in the schema's order (one forward pass of zeros)."""
         outputs = dict(self._forward(np.zeros((1, self.input_size, self.input_size, 3), np.float32)))
-        heads = {"age" if name == "age_probs" else name for name in outputs}
-        return tuple(name for name in ("age", "gender", "emotion", "smile") if name in heads)
+        return tuple(task.name for task in task_registry.TASKS.values() if set(task.outputs) & set(outputs))
 
     def predict_faces(self, crops):
         """Face crops (N, S, S, 3), RGB 0-255 -> one result dict per face (no box)."""
@@ -172,27 +172,13 @@ def _is_one_image(item):
 
 
 def _describe(out):
-    """One face's head outputs -> its result dict (see `FacePredictor`)."""
+    """One face's head outputs -> its result dict (see `FacePredictor`): each task's prediction."""
     result = {}
-    if "age" in out:
-        result["age"] = round(float(out["age"].reshape(-1)[0]), 1)
-    elif "age_probs" in out:  # DEX: the expected age under the 101 one-year bins
-        result["age"] = round(float(out["age_probs"].reshape(-1) @ np.arange(AGE_BINS)), 1)
-    if "gender" in out:
-        result["gender"] = _binary(out["gender"], GENDERS)
-    if "emotion" in out:
-        probs = out["emotion"].reshape(-1)
-        result["emotion"] = {"label": EMOTIONS[int(probs.argmax())],
-                             "probabilities": {name: round(float(p), 4) for name, p in zip(EMOTIONS, probs)}}
-    if "smile" in out:
-        result["smile"] = _binary(out["smile"], SMILES)
+    for task in task_registry.TASKS.values():
+        prediction = task.describe(out)
+        if prediction is not None:
+            result[task.name] = prediction
     return result
-
-
-def _binary(sigmoid, classes):
-    p = float(sigmoid.reshape(-1)[0])  # P(classes[1])
-    label = int(p >= 0.5)
-    return {"label": classes[label], "probability": round(p if label else 1 - p, 4)}
 
 
 # --- drawing --------------------------------------------------------------------------------------
@@ -208,22 +194,12 @@ def face_label(face):
 
 
 def label_lines(face, probabilities=True):
-    """The label as lines, one per head group: ["34y M 0.97", "happy 0.81", "smile 0.88"]."""
-    lines, head = [], []
-    if "age" in face:
-        head.append(f"{max(face['age'], 0):.0f}y")
-    if "gender" in face:
-        head.append(f"{face['gender']['label'][0].upper()} {face['gender']['probability']:.2f}")
-    if head:
-        lines.append(" ".join(head))
-    if "emotion" in face:
-        label = face["emotion"]["label"]
-        p = face["emotion"].get("probabilities", {}).get(label)
-        lines.append(f"{label} {p:.2f}" if probabilities and p is not None else label)
-    if "smile" in face:
-        text = face["smile"]["label"].replace("_", " ")
-        lines.append(f"{text} {face['smile']['probability']:.2f}" if probabilities else text)
-    return lines
+    """The label as lines, one per head group (`Task.line`): ["34y M 0.97", "happy 0.81", "smile 0.88"]."""
+    lines = {}
+    for task in task_registry.TASKS.values():
+        if task.name in face:
+            lines.setdefault(task.line or task.name, []).append(task.text(face[task.name], probabilities))
+    return [" ".join(parts) for parts in lines.values()]
 
 
 def label_text_px(box):

@@ -3,7 +3,7 @@
 Heads know nothing of backbones. Each takes the pooled features and returns its named outputs
 (`{output_name: tensor}`); every head layer has `dtype="float32"`, so the outputs, their
 softmaxes and the losses on them stay float32 under a mixed-precision policy. The number of
-classes comes from `facenet_mtl.data.schema.TASKS`.
+classes and the output names come from the task registry, `facenet_mtl.tasks`.
 
 - age (DEX, Rothe et al. 2015): "age_probs", a softmax over `AGE_BINS` one-year bins, and "age",
   their expectation sum_k k * p_k, computed by a frozen bias-free Dense whose kernel is 0..100.
@@ -24,26 +24,27 @@ classes comes from `facenet_mtl.data.schema.TASKS`.
 import keras
 import numpy as np
 
-from facenet_mtl.data.schema import AGE_BINS, TASKS
+from facenet_mtl import tasks
+from facenet_mtl.tasks import AGE_BINS, AGE_OUTPUTS  # noqa: F401  (AGE_OUTPUTS re-exported)
 
 DTYPE = "float32"
-AGE_OUTPUTS = ("age", "age_probs")  # the expectation, then the bins it is computed from
 
 
 def output_names(task):
-    """The output names the head of `task` produces, in a fixed order."""
-    return AGE_OUTPUTS if TASKS[task].kind == "age" else (task,)
+    """The output names the head of `task` produces, in a fixed order (`Task.outputs`)."""
+    return tasks.outputs_of(task)
 
 
 def task_head(features, task, head_units=0, dropout=0.0):
-    """The head for `task` (a name in `schema.TASKS`), chosen by its kind."""
-    kind = TASKS[task].kind
+    """The head for `task` (a registered name, `facenet_mtl.tasks`), chosen by its kind."""
+    spec = tasks.get(task)
+    kind = spec.kind
     if kind == "age":
         return age_head(features, head_units, dropout)
     if kind == "binary":
         return binary_head(features, task, head_units, dropout)
     if kind == "categorical":
-        return categorical_head(features, task, TASKS[task].num_classes, head_units, dropout)
+        return categorical_head(features, task, spec.num_classes, head_units, dropout)
     raise ValueError(f"task '{task}' has kind '{kind}', which has no head")
 
 

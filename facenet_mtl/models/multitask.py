@@ -19,7 +19,7 @@ Python attributes (they would not survive saving): the tasks are read back from 
 """
 import keras
 
-from facenet_mtl.data.schema import TASK_NAMES
+from facenet_mtl import tasks as task_registry
 from facenet_mtl.models import heads
 from facenet_mtl.models.backbones import create_backbone, get_backbone_spec
 from facenet_mtl.models.preprocessing import preprocessing_layers
@@ -33,8 +33,8 @@ def build_model(backbone="resnet18", tasks=("age", "gender"), input_size=112, ba
     """A functional model from RGB 0-255 images to a dict of task outputs.
 
     `backbone` is a registered name (`facenet_mtl.models.backbones.BACKBONES`), built with
-    `backbone_args`; `tasks` are names from `schema.TASKS`, in any order (outputs follow the
-    schema's order); `dropout` is applied to the features and, with `head_units`, in the heads.
+    `backbone_args`; `tasks` are registered names (`facenet_mtl.tasks`), in any order (outputs
+    follow the registry's order); `dropout` is applied to the features and, with `head_units`, in the heads.
     """
     tasks = ordered_tasks(tasks)
     spec = get_backbone_spec(backbone)
@@ -63,25 +63,25 @@ def build_model(backbone="resnet18", tasks=("age", "gender"), input_size=112, ba
 
 
 def ordered_tasks(tasks):
-    """`tasks` validated, deduplicated and in the schema's order."""
+    """`tasks` validated, deduplicated and in the registry's order."""
     tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
-    unknown = [t for t in tasks if t not in TASK_NAMES]
+    known = task_registry.names()
+    unknown = [t for t in tasks if t not in known]
     if unknown:
-        raise ValueError(f"unknown tasks {unknown}; known: {', '.join(TASK_NAMES)}")
+        raise ValueError(f"unknown tasks {unknown}; known: {', '.join(known)}")
     if not tasks:
-        raise ValueError(f"a model needs at least one task; known: {', '.join(TASK_NAMES)}")
-    return tuple(t for t in TASK_NAMES if t in tasks)
+        raise ValueError(f"a model needs at least one task; known: {', '.join(known)}")
+    return task_registry.ordered(tasks)
 
 
 def output_names_for(tasks):
     """The model's output names for `tasks`, in their fixed order (age, age_probs, gender, ...)."""
-    return tuple(name for task in ordered_tasks(tasks) for name in heads.output_names(task))
+    return task_registry.output_names(ordered_tasks(tasks))
 
 
 def model_tasks(model):
-    """The tasks of a built or loaded model, read from its output names, in the schema's order."""
-    names = set(model.output_names)
-    return tuple(t for t in TASK_NAMES if set(heads.output_names(t)) <= names)
+    """The tasks of a built or loaded model, read from its output names, in the registry's order."""
+    return task_registry.tasks_of_outputs(model.output_names)
 
 
 def set_backbone_trainable(model, trainable):

@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facenet_mtl.data.schema import TASK_NAMES
+from facenet_mtl import tasks as task_registry
 from facenet_mtl.training.references import check_reference  # the one schema of published rows
 
 STAGES = ("pretrain", "finetune")
@@ -226,8 +226,9 @@ def parse_loss_weights(text, source=None):
     weights = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         task, _, value = (s.strip() for s in part.partition("="))
-        if task not in TASK_NAMES or not value:
-            raise ConfigError(source, part, f"expected task=weight with task one of {', '.join(TASK_NAMES)}")
+        if task not in task_registry.names() or not value:
+            raise ConfigError(source, part,
+                              f"expected task=weight with task one of {', '.join(task_registry.names())}")
         try:
             weights[task] = float(value)
         except ValueError:
@@ -364,8 +365,8 @@ def _validate(cfg, source):
     if not cfg.model.tasks:
         raise ConfigError(source, "model.tasks", "name at least one task")
     for task in cfg.model.tasks:
-        _choice(source, "model.tasks", task, TASK_NAMES)
-    _check_weights(source, "loss.weights", cfg.loss.weights, TASK_NAMES, "a loss weight")
+        _choice(source, "model.tasks", task, task_registry.names())
+    _check_weights(source, "loss.weights", cfg.loss.weights, task_registry.names(), "a loss weight")
     if all(cfg.loss_weight(task) == 0 for task in cfg.model.tasks):
         raise ConfigError(source, "loss.weights", f"every task's weight is 0 ({', '.join(cfg.model.tasks)}): "
                           "nothing would learn; give at least one task a weight > 0")
@@ -377,7 +378,8 @@ def _validate(cfg, source):
     for name in cfg.data.datasets:
         if name not in DATASETS:
             raise ConfigError(source, "data.datasets", f"unknown dataset '{name}'; known: {', '.join(sorted(DATASETS))}")
-    labelled = {task for name in cfg.data.datasets for task in DATASETS[name].tasks}
+    fields = {f for name in cfg.data.datasets for f in DATASETS[name].tasks}  # the label fields they carry
+    labelled = {task.name for task in task_registry.TASKS.values() if fields & set(task.label_fields)}
     unlabelled = [task for task in cfg.model.tasks if task not in labelled]
     if cfg.data.datasets and unlabelled:  # a head no example labels would never learn
         raise ConfigError(source, "model.tasks", f"no dataset in data.datasets labels '{unlabelled[0]}'; "

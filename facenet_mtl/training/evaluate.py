@@ -9,7 +9,8 @@ import tensorflow as tf
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.data.errors import DataError
 from facenet_mtl.data.pipeline import read_split
-from facenet_mtl.data.schema import EMOTIONS, GENDERS, LABEL_FIELDS, MISSING, RACES
+from facenet_mtl import tasks
+from facenet_mtl.data.schema import GENDERS, LABEL_FIELDS, MISSING, RACES
 
 LABELS = tuple(LABEL_FIELDS)
 # Figures per group (`evaluate --by`): the bands of the model card; an age group (FairFace)
@@ -39,43 +40,11 @@ def predict_split(model, built, split, batch_size=128, limit=0, partition_seed=0
 
 
 def task_metrics(preds, labels):
-    """Masked metrics: age MAE and epsilon-error, accuracies, emotion confusion matrix."""
+    """Masked figures of every task the predictions hold (`Task.figures`): age MAE and
+    epsilon-error, accuracies, confusion matrices of categorical tasks."""
     result = {"n": int(len(labels["age"]))}
-    if "age" in preds:
-        known = labels["age"] != MISSING
-        if known.any():
-            est = preds["age"].reshape(-1)[known]
-            result["age_mae"] = float(np.mean(np.abs(est - labels["age"][known])))
-            result["age_n"] = int(known.sum())
-        grouped = (labels["age"] == MISSING) & (labels.get("age_min", np.full_like(labels["age"], MISSING)) != MISSING)
-        if grouped.any():  # an age group (FairFace): right when the expected age rounds into it
-            est = np.round(preds["age"].reshape(-1)[grouped])
-            low, high = labels["age_min"][grouped], labels["age_max"][grouped]
-            result["age_group_acc"] = float(np.mean((est >= low) & (est <= high)))
-            result["age_group_n"] = int(grouped.sum())
-            sigma_known = known & (labels["age_std"] > 0)
-            if sigma_known.any():
-                # ChaLearn LAP 2016 epsilon-error: 1 - exp(-(x - mu)^2 / (2 sigma^2)).
-                x = preds["age"].reshape(-1)[sigma_known]
-                mu, sigma = labels["age"][sigma_known], labels["age_std"][sigma_known]
-                result["age_eps"] = float(np.mean(1 - np.exp(-((x - mu) ** 2) / (2 * sigma**2))))
-    for task in ("gender", "smile"):
-        if task in preds:
-            known = labels[task] != MISSING
-            if known.any():
-                guess = (preds[task].reshape(-1)[known] >= 0.5).astype(np.int64)
-                result[f"{task}_acc"] = float(np.mean(guess == labels[task][known]))
-                result[f"{task}_n"] = int(known.sum())
-    if "emotion" in preds:
-        known = labels["emotion"] != MISSING
-        if known.any():
-            guess = preds["emotion"][known].argmax(-1)
-            truth = labels["emotion"][known]
-            result["emotion_acc"] = float(np.mean(guess == truth))
-            result["emotion_n"] = int(known.sum())
-            confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), np.int64)
-            np.add.at(confusion, (truth, guess), 1)
-            result["emotion_confusion"] = confusion.tolist()
+    for task in tasks.TASKS.values():
+        result.update(task.figures(preds, labels))
     return result
 
 
@@ -147,19 +116,14 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
 
 def format_table(evaluation, split):
     """A plain-text table: one row per dataset plus the overall row."""
-    columns = [("age_mae", "Age MAE", "{:.2f}"), ("age_group_acc", "Age group %", "{:.2%}"),
-               ("age_eps", "Age eps", "{:.3f}"),
-               ("gender_acc", "Gender %", "{:.2%}"), ("emotion_acc", "Emotion %", "{:.2%}"),
-               ("smile_acc", "Smile %", "{:.2%}"), ("n", "n", "{}")]
+    columns = [c for task in tasks.TASKS.values() for c in task.columns()] + [("n", "n", "{}")]
     rows = [(name, m) for name, m in evaluation["by_dataset"].items()] + [("overall", evaluation["overall"])]
     return _table(rows, columns, f"split: {split}")
 
 
 def format_group_tables(evaluation):
     """One table per dataset and grouping of `evaluation["by_group"]` (figures per group)."""
-    columns = [("age_mae", "Age MAE", "{:.2f}"), ("age_group_acc", "Age group %", "{:.2%}"),
-               ("gender_acc", "Gender %", "{:.2%}"), ("emotion_acc", "Emotion %", "{:.2%}"),
-               ("smile_acc", "Smile %", "{:.2%}"), ("n", "n", "{}")]
+    columns = [c for task in tasks.TASKS.values() for c in task.columns(by_group=True)] + [("n", "n", "{}")]
     tables = []
     for dataset, groupings in evaluation.get("by_group", {}).items():
         for grouping, groups in groupings.items():

@@ -1,85 +1,78 @@
 """Per-head losses, metrics and `loss_weights`, keyed by the model's output names.
 
-Every output gets a loss (Keras 3 needs one per output for metrics) and a weight; metrics are
+Each output's task (`facenet_mtl.tasks`) says which loss, weight and metrics it has. Every output
+gets a loss (Keras 3 needs one per output for metrics) and a weight; metrics are
 `weighted_metrics`, so the sample weight of 0 that the input gives a missing label removes that
 sample from the head's loss *and* its metric.
+
+A head's loss as Keras logs it (`<output>_loss`) is a mean of per-batch means weighted by the
+batch size, labelled or not: on a validation set whose datasets come one after another, every
+batch without an age label adds a 0 to `val_age_probs_loss`. `head_metrics` therefore also gives
+each output a `labelled_loss` metric (the mean of its loss over every labelled sample of the
+epoch), and `LabelledLosses`, a callback, logs those as `<output>_loss` and `val_<output>_loss`
+and the total `loss` / `val_loss` as their sum under the configured loss weights, for training
+and validation alike (under "uncertainty" balancing too: its objective's learned weights and
+log-variance terms are in `uw_<task>`, `val_loss` compares epochs by the configured weights).
 """
 import keras
-from keras import ops
 
-from facenet_mtl.data.schema import AGE_BINS
+from facenet_mtl import tasks
+from facenet_mtl.tasks import REDUCTION, age_bin_loss_class  # noqa: F401  (REDUCTION re-exported)
 
-REDUCTION = "mean_with_sample_weight"  # divide by the weights' sum: masked samples don't dilute
+LABELLED = "labelled_loss"  # the metric behind each logged `<output>_loss`
 
 
-class AgeBinCrossEntropy(keras.losses.Loss):
-    """DEX age loss: cross-entropy between the 101-bin softmax and the age target.
-
-    y_true is `[age, sigma]` or `[age, sigma, age_min, age_max]` per sample: sigma 0 gives a
-    one-hot bin at round(age); sigma > 0 a Gaussian label distribution over the bins (ChaLearn's
-    apparent-age sigma, or a fixed width). A sample with `age_min >= 0` is an age group (FairFace):
-    its loss is -log of the probability mass inside [age_min, age_max], the interval likelihood,
-    so a group is never turned into a made-up year.
-    """
-
-    def __init__(self, name="age_bin_crossentropy", reduction=REDUCTION):
-        super().__init__(name=name, reduction=reduction)
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "float32")
-        age, sigma = y_true[:, 0:1], y_true[:, 1:2]
-        bins = ops.cast(ops.arange(AGE_BINS), "float32")[None, :]
-        one_hot = ops.cast(ops.equal(bins, ops.round(age)), "float32")
-        safe_sigma = ops.maximum(sigma, 1e-3)
-        gaussian = ops.exp(-ops.square(bins - age) / (2.0 * ops.square(safe_sigma)))
-        gaussian = gaussian / ops.maximum(ops.sum(gaussian, axis=-1, keepdims=True), 1e-7)
-        target = ops.where(sigma > 0, gaussian, one_hot)
-        probs = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)
-        point_loss = -ops.sum(target * ops.log(probs), axis=-1)
-        if y_true.shape[-1] is None or y_true.shape[-1] < 4:
-            return point_loss
-        low, high = y_true[:, 2:3], y_true[:, 3:4]
-        inside = ops.cast((bins >= low) & (bins <= high), "float32")
-        interval_loss = -ops.log(ops.clip(ops.sum(inside * probs, axis=-1), 1e-7, 1.0))
-        return ops.where(low[:, 0] >= 0, interval_loss, point_loss)
+AgeBinCrossEntropy = age_bin_loss_class()  # the DEX age-bin loss (`facenet_mtl.tasks.age_bin_crossentropy`)
 
 
 def head_losses(outputs, label_smoothing=0.0):
-    losses = {}
-    for name in outputs:
-        if name == "age_probs":
-            losses[name] = AgeBinCrossEntropy()
-        elif name == "age":
-            losses[name] = keras.losses.MeanAbsoluteError(reduction=REDUCTION, name="age_l1")
-        elif name == "emotion":
-            losses[name] = keras.losses.CategoricalCrossentropy(
-                label_smoothing=label_smoothing, reduction=REDUCTION, name="emotion_ce")
-        else:
-            losses[name] = keras.losses.BinaryCrossentropy(reduction=REDUCTION, name=f"{name}_bce")
-    return losses
+    """{output: loss} as each output's task defines it."""
+    return tasks.losses_for(outputs, label_smoothing)
 
 
 def output_loss_weights(outputs, task_weights, age_l1=0.0):
     """Loss weight per output. The age task's weight scales its bin loss; `age_l1` (times the
     age weight) scales the L1 on the expected age."""
-    weights = {}
-    for name in outputs:
-        task = "age" if name in ("age", "age_probs") else name
-        w = float(task_weights.get(task, 1.0))
-        weights[name] = w * float(age_l1) if name == "age" else w
-    return weights
+    return tasks.loss_weights_for(outputs, task_weights, age_l1)
 
 
-def head_metrics(outputs):
-    """Masked metrics per output (pass as compile(weighted_metrics=...))."""
-    metrics = {}
-    for name in outputs:
-        if name == "age":
-            metrics[name] = [keras.metrics.MeanAbsoluteError(name="mae")]
-        elif name == "age_probs":
-            metrics[name] = []
-        elif name == "emotion":
-            metrics[name] = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-        else:
-            metrics[name] = [keras.metrics.BinaryAccuracy(name="accuracy")]
-    return metrics
+def head_metrics(outputs, label_smoothing=0.0):
+    """Masked metrics per output (pass as compile(weighted_metrics=...)), each output's loss over
+    its labelled samples (`labelled_loss`, see `LabelledLosses`) first."""
+    metrics = tasks.metrics_for(outputs)
+    losses = head_losses(outputs, label_smoothing)
+    return {output: [labelled_loss(losses[output])] + metrics[output] for output in outputs}
+
+
+def labelled_loss(loss):
+    """A metric: the mean of `loss` per sample, weighted by the sample weights, over an epoch."""
+    return keras.metrics.MeanMetricWrapper(fn=loss.call, name=LABELLED)
+
+
+class LabelledLosses(keras.callbacks.Callback):
+    """Logs each head's loss as the mean over its labelled samples, and the total as their sum
+    under `loss_weights` ({output: weight}); pass it first among `fit`'s callbacks, so the
+    others (history.csv, checkpoints' monitor, early stopping) see these values."""
+
+    def __init__(self, loss_weights):
+        super().__init__()
+        self.loss_weights = dict(loss_weights)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            relabel(logs, self.loss_weights)
+
+
+def relabel(logs, loss_weights):
+    """`logs` (a Keras logs dict) with the labelled-sample means in place of Keras' head losses."""
+    for prefix in ("", "val_"):
+        found = False
+        for output in loss_weights:
+            key = f"{prefix}{output}_{LABELLED}"
+            if key in logs:
+                logs[f"{prefix}{output}_loss"] = float(logs.pop(key))
+                found = True
+        if found:
+            logs[f"{prefix}loss"] = float(sum(weight * logs.get(f"{prefix}{output}_loss", 0.0)
+                                              for output, weight in loss_weights.items()))
+    return logs

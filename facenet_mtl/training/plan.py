@@ -13,6 +13,8 @@ import math
 
 import keras
 
+from facenet_mtl import tasks
+
 from facenet_mtl.models import build_model, set_backbone_trainable
 from facenet_mtl.training.balancing import UncertaintyWeighting, network_of
 from facenet_mtl.training.losses import head_losses, head_metrics, output_loss_weights
@@ -97,14 +99,12 @@ def compile_for_phase(cfg, model, phase):
     if not isinstance(model, UncertaintyWeighting):
         losses, loss_weights = loss_setup(cfg, outputs)
         static_loss = dict(loss=losses, loss_weights=loss_weights)
-    model.compile(optimizer=make_optimizer(cfg.optimizer), weighted_metrics=head_metrics(outputs), **static_loss)
+    model.compile(optimizer=make_optimizer(cfg.optimizer), weighted_metrics=head_metrics(outputs, cfg.loss.label_smoothing),
+                  **static_loss)
 
 
 def _head_task(layer_name):
-    for task in ("age", "gender", "emotion", "smile"):
-        if layer_name == task or layer_name.startswith(f"{task}_"):
-            return task
-    return None
+    return tasks.task_of_layer(layer_name)
 
 
 def make_optimizer(opt_cfg):

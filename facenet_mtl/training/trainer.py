@@ -24,7 +24,8 @@ from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.evaluate import evaluate_model
 from facenet_mtl.training.export import export_model, inference_copy
 from facenet_mtl.training.plan import build_network, phases_to_train, trained_model
-from facenet_mtl.training.plots import plot_confusion, plot_learning_curves
+from facenet_mtl.training.losses import LabelledLosses, output_loss_weights
+from facenet_mtl.training.plots import plot_confusions, plot_learning_curves
 from facenet_mtl.training.precision import choose_strategy, is_chief, set_precision
 from facenet_mtl.training.rundir import RunDir
 
@@ -119,7 +120,7 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
 def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run, state, verbose):
     run.trim_history(int(state.get("epoch", 0)))
     for phase, first, end in phases_to_train(cfg, model, strategy, run, state):
-        callbacks = cb.run_callbacks(cfg, run, phase, resumed=first > 0)
+        callbacks = [labelled_losses(cfg, model)] + cb.run_callbacks(cfg, run, phase, resumed=first > 0)
         try:
             model.fit(train_ds, epochs=end, initial_epoch=first, steps_per_epoch=steps,
                       validation_data=valid_ds, callbacks=callbacks, verbose=verbose)
@@ -128,6 +129,14 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run, state, ver
             raise
         if any(isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch for c in callbacks):
             break
+
+
+def labelled_losses(cfg, model):
+    """The callback that logs each head's loss over its labelled samples and `loss`/`val_loss` as
+    their sum under the configured loss weights (`losses.LabelledLosses`)."""
+    outputs = network_of(model).output_names
+    return LabelledLosses(output_loss_weights(outputs, {t: cfg.loss_weight(t) for t in cfg.model.tasks},
+                                              cfg.loss.age_l1))
 
 
 def finish_run(cfg, model, run):
@@ -163,8 +172,7 @@ def finish_run(cfg, model, run):
     if run.history_file.is_file():
         plot_learning_curves(run.history_file, run.path)
     test = metrics["splits"].get(cfg.data.test_split, {}).get("overall", {})
-    if "emotion_confusion" in test:
-        plot_confusion(test["emotion_confusion"], run.path / "emotion_confusion.png")
+    plot_confusions(test, run.path)
     run.mark_finished()
     return run.path
 
