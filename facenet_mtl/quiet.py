@@ -85,11 +85,22 @@ class _MessageFilter(logging.Filter):
 
 def setup_logging(verbose: bool = False) -> None:
     """The library logs to `facenet_mtl.*`; a command shows INFO (-v: DEBUG) on stderr, bare."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    log.propagate = False
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A handler that writes to whatever `sys.stderr` is at the time (a test runner swaps it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 class _capture_stderr:

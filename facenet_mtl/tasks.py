@@ -82,6 +82,15 @@ class Task:
             return tuple(self.fields)
         return ("age", "age_min", "age_max") if self.kind == "age" else (self.name,)
 
+    def output_descriptions(self) -> dict:
+        """{output name: what its values are}, for an exported model's metadata."""
+        if self.kind == "age":
+            return {"age": f"years: the expectation of age_probs over {AGE_BINS} one-year bins (0..{MAX_AGE})",
+                    "age_probs": f"softmax over ages 0..{MAX_AGE}"}
+        if self.kind == "binary":
+            return {self.name: f"sigmoid: P({self.classes[1]})"}
+        return {self.name: f"softmax over the {self.name} labels"}
+
     # --- labels --------------------------------------------------------------------------------
 
     def values(self, labels):

@@ -79,11 +79,6 @@ def _whole(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def read_manifest(out_dir, dataset):
-    """`BuiltDataset.open(out_dir, dataset).manifest` (for callers that want the dict alone)."""
-    return BuiltDataset.open(out_dir, dataset).manifest
-
-
 def build_tfrecords(dataset, source, out_dir, options=BuildOptions(), reader_options=None):
     """Build `OUT/<dataset>/` from the native files under `source`; returns the manifest dict."""
     from facenet_mtl.data.readers import get_dataset

@@ -135,7 +135,7 @@ def fit_multi_worker(cfg, model, strategy, train_ds, steps, run, state):
                 seconds = time.time() - started
                 run.append_history(epoch, logs)
                 run.record_epoch(epoch, phase, seconds)
-                print(f"epoch {epoch + 1}/{cfg.train.epochs} ({phase}) loss {logs['loss']:.4f} "
+                log.info(f"epoch {epoch + 1}/{cfg.train.epochs} ({phase}) loss {logs['loss']:.4f} "
                       f"lr {lr:.3g} {seconds:.0f}s")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from facenet_mtl.data.schema import AGE_BINS, EMOTIONS, GENDERS, SMILES
+from facenet_mtl import tasks as task_registry
 from facenet_mtl.models import model_tasks
 from facenet_mtl.training import portable
 from facenet_mtl.training.plan import build_network
@@ -103,18 +103,15 @@ def write_saved_model_marker(directory, metadata=None):
 
 def model_metadata(model):
     """What a user of an exported file needs besides the weights: the input contract, the outputs
-    and their labels (facenet_mtl.data.schema's order)."""
+    and their labels, as each task (facenet_mtl.tasks) describes them."""
     size = int(model.input_shape[1])
-    outputs = {"age": f"years: the expectation of age_probs over {AGE_BINS} one-year bins (0..{AGE_BINS - 1})",
-               "age_probs": f"softmax over ages 0..{AGE_BINS - 1}",
-               "gender": f"sigmoid: P({GENDERS[1]})", "emotion": "softmax over the emotion labels",
-               "smile": f"sigmoid: P({SMILES[1]})"}
-    labels = {"gender": list(GENDERS), "emotion": list(EMOTIONS), "smile": list(SMILES)}
     tasks = model_tasks(model)
+    known = [task_registry.get(name) for name in tasks]
+    outputs = {name: text for task in known for name, text in task.output_descriptions().items()}
     return {"model": model.name, "tasks": list(tasks),
             "input": {"name": model.inputs[0].name if hasattr(model.inputs[0], "name") else "image",
                       "shape": [None, size, size, 3], "dtype": "float32", "layout": "NHWC",
                       "values": "RGB 0-255 (no scaling: preprocessing is inside the model)",
                       "crop": "aligned face crop (facenet_mtl.data.faces.crop_face)"},
             "outputs": {name: outputs[name] for name in model.output_names if name in outputs},
-            "labels": {task: names for task, names in labels.items() if task in tasks}}
+            "labels": {task.name: list(task.classes) for task in known if task.kind != "age"}}

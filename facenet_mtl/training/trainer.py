@@ -73,7 +73,7 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
     state = {} if restart else run.state()
     run.check_config(cfg, state, refinish)
     if state.get("finished") and not refinish:
-        print(f"[{cfg.name}] {run.path} is finished; skipping it (--refinish finishes it again, --restart "
+        log.info(f"[{cfg.name}] {run.path} is finished; skipping it (--refinish finishes it again, --restart "
               "trains it over)")
         return run.path
     init_path = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else None
@@ -97,14 +97,14 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
     valid_sets = _datasets_with_split(cfg, cfg.data.valid_split)
     valid_ds = make_dataset(input_spec(cfg, valid_sets), cfg.data.valid_split, outputs, training=False)[0] \
         if valid_sets else None
-    print(f"[{cfg.name}] precision {policy}, strategy {strategy_kind}, {steps} steps/epoch of "
+    log.info(f"[{cfg.name}] precision {policy}, strategy {strategy_kind}, {steps} steps/epoch of "
           f"{cfg.data.batch_size}, validation on {', '.join(valid_sets) or 'nothing'}")
 
     with strategy.scope():
         model = build_network(cfg.model)
         if init_path is not None and not state.get("epoch"):
             copied = _load_init(model, init_path)
-            print(f"[{cfg.name}] initialised {len(copied)} layers from {init_path}")
+            log.info(f"[{cfg.name}] initialised {len(copied)} layers from {init_path}")
         model = trained_model(cfg, model)
     if strategy_kind == "multi_worker":
         from facenet_mtl.training.distributed import fit_multi_worker
@@ -125,7 +125,7 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run, state, ver
             model.fit(train_ds, epochs=end, initial_epoch=first, steps_per_epoch=steps,
                       validation_data=valid_ds, callbacks=callbacks, verbose=verbose)
         except KeyboardInterrupt:
-            print(f"\ninterrupted: {run.path} keeps every finished epoch; rerun the same command to resume")
+            log.warning(f"interrupted: {run.path} keeps every finished epoch; rerun the same command to resume")
             raise
         if any(isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch for c in callbacks):
             break
@@ -152,7 +152,7 @@ def finish_run(cfg, model, run):
         clean = dataclasses.replace(input_spec(cfg), augment=False)
         batches, _ = make_dataset(clean, cfg.data.train_split, output_names_for(cfg.model.tasks), training=True)
         recalibrated = recalibrate_batch_norm(product, batches, cfg.train.bn_recalibration_batches)
-        print(f"[{cfg.name}] BatchNorm statistics recomputed over {recalibrated} clean training batches "
+        log.info(f"[{cfg.name}] BatchNorm statistics recomputed over {recalibrated} clean training batches "
               f"({time.time() - started:.0f}s)")
     if cfg.model.test_time_flip:
         product = with_flip_average(product)

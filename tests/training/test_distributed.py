@@ -296,8 +296,10 @@ def test_two_workers_train_on_localhost(tmp_path, monkeypatch):
 
 def _worker(run_dir):
     """One worker of `test_two_workers_train_on_localhost` (the test sets TF_CONFIG)."""
+    from facenet_mtl.quiet import setup_logging
     from facenet_mtl.training.precision import choose_strategy
 
+    setup_logging()  # the library logs its progress; a program (here, the worker) shows it
     tf.config.threading.set_intra_op_parallelism_threads(1)
     strategy, kind = choose_strategy(two_worker_config().train.distribute)
     assert kind == "multi_worker" and strategy.num_replicas_in_sync == 2, (kind, strategy)

@@ -21,11 +21,12 @@ def finished(tiny_records, tmp_path_factory):
     return runs, (lambda **changed: parse_config(tiny_config(tiny_records, "done", **{**sections, **changed})))
 
 
-def test_the_same_config_is_skipped_and_says_so(finished, capsys):
+def test_the_same_config_is_skipped_and_says_so(finished, caplog):
     runs, config = finished
     before = (runs / "done" / "metrics.json").read_text()
-    assert trainer.train(config(), runs, verbose=0) == runs / "done"
-    assert "is finished; skipping" in capsys.readouterr().out
+    with caplog.at_level("INFO", logger="facenet_mtl"):
+        assert trainer.train(config(), runs, verbose=0) == runs / "done"
+    assert "is finished; skipping" in caplog.text
     assert (runs / "done" / "metrics.json").read_text() == before
 
 
