@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.training.rundir import FINISH_KEYS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -468,7 +468,7 @@ def publish_release_cmd(run_dir, data_root, utkface_dir, command):
     Example (what `make release` runs after training):
       facenet-mtl publish-release runs/release-mtl --data data_out/release --utkface ../shared/data/utkface/UTKFace
     """
-    from facenet_mtl.training.release import CARD, publish_release
+    from facenet_mtl.release import CARD, publish_release
 
     if not (Path(run_dir) / "model.h5").is_file():
         raise DataError(run_dir, "has no model.h5 (the run is not finished)",

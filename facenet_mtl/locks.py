@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 
 LOCK_NAME = ".lock"
 

@@ -15,7 +15,7 @@ ANNOTATED = (
     "facenet_mtl.locks",
     "facenet_mtl.quiet",
     "facenet_mtl.weights",
-    "facenet_mtl.data.errors",
+    "facenet_mtl.errors",
     "facenet_mtl.data.faces",
     "facenet_mtl.data.images",
     "facenet_mtl.data.process",
@@ -52,7 +52,7 @@ ANNOTATED = (
     "facenet_mtl.training.portable",
     "facenet_mtl.training.precision",
     "facenet_mtl.training.references",
-    "facenet_mtl.training.release",
+    "facenet_mtl.release",
 )
 OPTIONAL = {"facenet_mtl.serve.app": "starlette"}  # the `serve` extra
 

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.record_format import RECORD_FEATURES
 
 VERSION = "1.0.0"  # the tfds version folder the shards sit in

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from facenet_mtl.data import record_format
 from facenet_mtl.data.built_dataset import BuiltDataset
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl import tasks
 from facenet_mtl.data.schema import LABEL_FIELDS, MAX_AGE, MISSING, TASKS
 

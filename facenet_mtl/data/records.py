@@ -29,7 +29,7 @@ import numpy as np
 
 from facenet_mtl.data import record_format
 from facenet_mtl.data.built_dataset import VERSION, dataset_dir, manifest_path, shard_dir
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.schema import CLASS_FIELDS, LABEL_FIELDS, MISSING, SCHEMA_VERSION, full_labels
 from facenet_mtl.locks import exclusive
 

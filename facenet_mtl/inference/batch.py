@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facenet_mtl.data import images
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.inference.predictor import annotated_names, check_out_dir, save_annotated
 from facenet_mtl.inference.records import make_record
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.training.export import MARKER_FORMAT, SAVED_MODEL_MARKER
 from facenet_mtl.weights import sha256_of
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from facenet_mtl.data import images
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.faces import FaceDetector, crop_face
 from facenet_mtl import tasks as task_registry
 from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.inference.predictor import annotate
 from facenet_mtl.inference.records import make_record
 

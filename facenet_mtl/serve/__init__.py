@@ -3,7 +3,7 @@
     from facenet_mtl.serve import serve
     serve(model_path=None, host="127.0.0.1", port=8000)   # None: the shipped model
 """
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 
 INSTALL = "pip install 'facenet-mtl[serve]' (starlette, uvicorn, python-multipart)"
 

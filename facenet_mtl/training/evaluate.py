@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from facenet_mtl.data.built_dataset import BuiltDataset
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import read_split
 from facenet_mtl import tasks
 from facenet_mtl.data.schema import GENDERS, LABEL_FIELDS, MISSING, RACES

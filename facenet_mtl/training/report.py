@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.training.references import (METRIC_KEYS, METRICS, PEER_REFERENCES, STUDY_REFERENCES,
                                              check_reference)
 

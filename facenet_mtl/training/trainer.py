@@ -13,7 +13,7 @@ from pathlib import Path
 
 import keras
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.models import output_names_for, transfer_weights, with_flip_average

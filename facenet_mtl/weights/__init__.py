@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 RELEASE_MODEL = WEIGHTS_DIR / "release.h5"

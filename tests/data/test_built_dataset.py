@@ -4,7 +4,7 @@ import json
 import pytest
 
 from facenet_mtl.data.built_dataset import BuiltDataset, built_dataset_names, manifest_path, shard_dir
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import read_split
 from facenet_mtl.data.record_format import RECORD_FEATURES
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facenet_mtl.data import images
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.images import CorruptImageError, crop_box_with_margin, encode_jpeg, load_rgb, square_resize
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facenet_mtl.data import images, process
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.schema import FaceRecord
 
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from facenet_mtl.data.built_dataset import BuiltDataset
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, augment_batch, make_dataset
 from facenet_mtl.data.records import BuildOptions, build_tfrecords
 from facenet_mtl.data.schema import EMOTIONS

@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.appa_real import read, read_chalearn_lap_2016
 from facenet_mtl.demo.native_layouts import write_appa_real, write_chalearn_lap_2016

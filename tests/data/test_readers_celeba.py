@@ -1,6 +1,6 @@
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.celeba import read
 from facenet_mtl.demo.native_layouts import CELEBA_ATTRIBUTES, write_celeba

@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.fairface import FRAMING, age_group_bounds, read
 from facenet_mtl.data.readers.splits import hash_split

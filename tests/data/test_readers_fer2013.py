@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.images import load_rgb
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.fer2013 import fer_plus_label, read

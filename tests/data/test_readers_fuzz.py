@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from facenet_mtl.data import images
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.demo import native_layouts
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.images import load_rgb
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.imdb_wiki import age_at_photo, read

@@ -1,6 +1,6 @@
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.readers import DATASETS, get_dataset
 from facenet_mtl.data.schema import LABEL_FIELDS
 

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.readers.utkface import parse_name, read

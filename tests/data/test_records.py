@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from facenet_mtl.data import images, process, records
 from facenet_mtl.data.built_dataset import BuiltDataset, shard_dir, shard_files
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.record_format import parse_spec
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.records import BuildOptions, build_tfrecords

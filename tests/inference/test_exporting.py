@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from facenet_mtl.cli import main
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.inference import exporting
 from facenet_mtl.models import build_model
 from facenet_mtl.models.flip_average import with_flip_average

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.inference.inputs import expand_inputs, is_model_path
 from facenet_mtl.inference.predictor import annotated_names
 

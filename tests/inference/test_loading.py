@@ -12,7 +12,7 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from facenet_mtl.cli import main
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.inference.loading import load_keras_model, unsafe_graph_ops
 from facenet_mtl.training.export import save_h5, save_keras, save_keras2_h5, save_saved_model, write_saved_model_marker
 

@@ -48,7 +48,7 @@ def agreement():
         pytest.skip(f"needs {UTKFACE}")
     if release_info().get("trained_on") != "real":
         pytest.skip("the shipped model is not the trained release model")
-    from facenet_mtl.training.release import photo_path_agreement
+    from facenet_mtl.release import photo_path_agreement
 
     return photo_path_agreement(release_model_path(), UTKFACE, limit=160)
 

@@ -7,7 +7,7 @@ import pytest
 
 import keras
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.schema import EMOTIONS
 from facenet_mtl.inference.predictor import FacePredictor, NoFaceWarning, annotate, face_label, load_keras_model
 from facenet_mtl.models import build_model

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.inference.predictor import FacePredictor
 from facenet_mtl.inference.video import predict_camera, predict_video
 

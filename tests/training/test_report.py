@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.training.config import ExperimentConfig, LossConfig, ModelConfig, OptimizerConfig
 from facenet_mtl.training.report import (
     PEER_REFERENCES,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import make_dataset
 from facenet_mtl.models import build_model, output_names_for
 from facenet_mtl.training import callbacks as cb

@@ -21,7 +21,7 @@ def register(spec):
 
 
 def get_dataset(name):
-    from facenet_mtl.data.errors import DataError
+    from facenet_mtl.errors import DataError
 
     if name not in DATASETS:
         raise DataError(name, "unknown dataset", f"choose one of: {', '.join(sorted(DATASETS))}")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 
 if TYPE_CHECKING:
     from facenet_mtl.data.readers.base import ReadResult

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.readers import register
 from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
 from facenet_mtl.data.readers.common import existing_path, keep_first, read_csv

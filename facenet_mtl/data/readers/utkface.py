@@ -16,7 +16,7 @@ import re
 import warnings
 from pathlib import Path
 
-from facenet_mtl.data.errors import DataError
+from facenet_mtl.errors import DataError
 from facenet_mtl.data.readers import register
 from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
 from facenet_mtl.data.readers.common import existing_path, image_files, keep_first
