@@ -29,12 +29,16 @@ SUFFIX = "_flip_average"
 
 
 def mirror(x, size, name="mirror"):
-    """`x` (batch, size, size, channels) flipped left-right, exactly, with built-in layers."""
-    x = keras.layers.Permute((1, 3, 2), name=f"{name}_width_last")(x)
+    """`x` (batch, size, size, channels) flipped left-right, exactly, with built-in layers.
+
+    Every layer is float32 whatever the global policy: the mirror is exact only in float32, and a
+    model finished under `mixed_bfloat16` must not ship bfloat16 transposes (LiteRT refuses them,
+    and older Keras computed them differently)."""
+    x = keras.layers.Permute((1, 3, 2), name=f"{name}_width_last", dtype="float32")(x)
     flip = keras.layers.Dense(size, use_bias=False, trainable=False, name=f"{name}_reverse", dtype="float32")
     x = flip(x)
     flip.set_weights([np.eye(size, dtype="float32")[::-1]])
-    return keras.layers.Permute((1, 3, 2), name=f"{name}_width_back")(x)
+    return keras.layers.Permute((1, 3, 2), name=f"{name}_width_back", dtype="float32")(x)
 
 
 def with_flip_average(network):

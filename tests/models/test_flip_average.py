@@ -69,3 +69,20 @@ def test_a_finetune_copies_weights_through_a_flip_averaged_model(tmp_path):
 def test_inner_network_of_a_plain_model_is_itself():
     net = network(("smile",))
     assert inner_network(net) is net and inner_network(with_flip_average(net)) is net
+
+
+def test_the_mirror_stays_float32_under_a_mixed_policy():
+    import keras
+
+    from facenet_mtl.models.flip_average import mirror
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        image = keras.Input((8, 8, 3))
+        model = keras.Model(image, mirror(image, 8))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert {layer.dtype_policy.name for layer in model.layers[1:]} == {"float32"}
+    x = np.arange(2 * 8 * 8 * 3, dtype="float32").reshape(2, 8, 8, 3)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x[:, :, ::-1])
