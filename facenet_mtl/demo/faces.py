@@ -30,8 +30,8 @@ _SCALE = 1 << _SHIFT
 # The face box in face units (1 unit = half the face width), centred a little below the eyes.
 _BOX_HALF = 1.15
 _BOX_CENTRE_Y = 0.1
-_SMILE_CURVE = 0.22  # how far the mouth corners rise when smiling
-_SMILE_WIDEN = 1.15
+_SMILE_CURVE = 0.36  # how far the mouth corners rise when smiling
+_SMILE_WIDEN = 1.3
 
 
 def _arc(start, end, n):
