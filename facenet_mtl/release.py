@@ -230,9 +230,10 @@ This file is written by `make release` from measurements; do not edit its figure
 ```
 {command}
 ```
-{epochs} epochs of the four-head stage ({train_hours} h of training on a 2-core CPU), after the
-age + gender pretraining (`experiments/release/release-pretrain.toml`); the recipe and every
-probe behind it are in `experiments/release/` and `experiments/real/`.
+{epochs} epochs of the last stage ({train_hours} h of training on a 2-core CPU), after the stages
+before it: `experiments/release/` runs release-pretrain (age + gender, 12 epochs), release-mtl
+(four heads, 14 epochs) and release-mtl-more (a warm restart, 8 epochs), each from the last; the
+recipe and every probe behind it are in `experiments/release/` and `experiments/real/`.
 
 ## Figures (test splits)
 | head | dataset (protocol) | figure |
