@@ -2,7 +2,6 @@
 import errno
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -10,8 +9,6 @@ import click
 
 from facenet_mtl.errors import DataError
 from facenet_mtl.training.rundir import FINISH_KEYS
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # The fix for an operating-system error on a path the user gave, by errno.

@@ -49,7 +49,6 @@ def is_noise(line: str) -> bool:
 
 def import_tensorflow(verbose: bool = False) -> ModuleType:
     """Import TensorFlow with its start-up noise filtered (nothing filtered when `verbose`)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
     if verbose or "tensorflow" in sys.modules:
         import tensorflow as tf
 

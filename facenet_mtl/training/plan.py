@@ -14,7 +14,6 @@ import math
 import keras
 
 from facenet_mtl import tasks
-
 from facenet_mtl.models import build_model, set_backbone_trainable
 from facenet_mtl.training.balancing import UncertaintyWeighting, network_of
 from facenet_mtl.training.losses import head_losses, head_metrics, output_loss_weights
@@ -77,10 +76,14 @@ def task_weights(cfg):
     return {t: cfg.loss_weight(t) for t in cfg.model.tasks}
 
 
+def static_loss_weights(cfg, outputs):
+    """{output: loss weight}: the configured task weights, spread over the task's outputs."""
+    return output_loss_weights(outputs, task_weights(cfg), cfg.loss.age_l1)
+
+
 def loss_setup(cfg, outputs):
     """(losses, loss_weights) by output name: what "static" balancing compiles."""
-    return (head_losses(outputs, cfg.loss.label_smoothing),
-            output_loss_weights(outputs, task_weights(cfg), cfg.loss.age_l1))
+    return head_losses(outputs, cfg.loss.label_smoothing), static_loss_weights(cfg, outputs)
 
 
 def compile_for_phase(cfg, model, phase):
@@ -89,10 +92,10 @@ def compile_for_phase(cfg, model, phase):
     `model` is what `trained_model` returns; an UncertaintyWeighting computes its own loss."""
     network = network_of(model)
     set_backbone_trainable(network, phase != "heads")
-    outputs = [name for name in network.output_names]
+    outputs = list(network.output_names)
     weights = task_weights(cfg)
     for layer in network.layers:
-        task = _head_task(layer.name)
+        task = tasks.task_of_layer(layer.name)
         if task:
             layer.trainable = weights.get(task, 1.0) > 0 and layer.name != "age"
     static_loss = {}
@@ -101,10 +104,6 @@ def compile_for_phase(cfg, model, phase):
         static_loss = dict(loss=losses, loss_weights=loss_weights)
     model.compile(optimizer=make_optimizer(cfg.optimizer), weighted_metrics=head_metrics(outputs, cfg.loss.label_smoothing),
                   **static_loss)
-
-
-def _head_task(layer_name):
-    return tasks.task_of_layer(layer_name)
 
 
 def make_optimizer(opt_cfg):

@@ -1,6 +1,6 @@
 """The staged trainer: one function runs a pretrain or finetune experiment into `runs/<name>/`.
 
-    run_dir = train(load_config("experiments/demo/pretrain.toml"))
+    run_dir = train(load_config("experiments/demo/demo-pretrain.toml"))
 
 The run directory and what it holds are `rundir.RunDir`'s; what is trained, phase by phase, is
 `plan`'s. Each finished epoch is checkpointed, so an interrupted run loses at most the epoch in
@@ -23,8 +23,8 @@ from facenet_mtl.training.bn_recalibration import recalibrate_batch_norm
 from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.evaluate import evaluate_model
 from facenet_mtl.training.export import export_model, inference_copy
-from facenet_mtl.training.plan import build_network, phases_to_train, trained_model
-from facenet_mtl.training.losses import LabelledLosses, output_loss_weights
+from facenet_mtl.training.losses import LabelledLosses
+from facenet_mtl.training.plan import build_network, phases_to_train, static_loss_weights, trained_model
 from facenet_mtl.training.plots import plot_confusions, plot_learning_curves
 from facenet_mtl.training.precision import choose_strategy, is_chief, set_precision
 from facenet_mtl.training.rundir import RunDir
@@ -74,10 +74,10 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
     run.check_config(cfg, state, refinish)
     if state.get("finished") and not refinish:
         log.info(f"[{cfg.name}] {run.path} is finished; skipping it (--refinish finishes it again, --restart "
-              "trains it over)")
+                 "trains it over)")
         return run.path
     init_path = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else None
-    _check_data(cfg)
+    built = _open_datasets(cfg)  # a DataError naming the build command for a dataset not built
     if chief:
         if state.get("finished"):  # --refinish: unfinished on disk too until its finish completes
             state = run.mark_finished(False)
@@ -94,11 +94,11 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
     spec = input_spec(cfg)
     train_ds, steps = make_dataset(spec, cfg.data.train_split, outputs, training=True)
     steps = cfg.train.steps_per_epoch or steps
-    valid_sets = _datasets_with_split(cfg, cfg.data.valid_split)
+    valid_sets = _datasets_with_split(built, cfg.data.valid_split)
     valid_ds = make_dataset(input_spec(cfg, valid_sets), cfg.data.valid_split, outputs, training=False)[0] \
         if valid_sets else None
     log.info(f"[{cfg.name}] precision {policy}, strategy {strategy_kind}, {steps} steps/epoch of "
-          f"{cfg.data.batch_size}, validation on {', '.join(valid_sets) or 'nothing'}")
+             f"{cfg.data.batch_size}, validation on {', '.join(valid_sets) or 'nothing'}")
 
     with strategy.scope():
         model = build_network(cfg.model)
@@ -134,9 +134,7 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run, state, ver
 def labelled_losses(cfg, model):
     """The callback that logs each head's loss over its labelled samples and `loss`/`val_loss` as
     their sum under the configured loss weights (`losses.LabelledLosses`)."""
-    outputs = network_of(model).output_names
-    return LabelledLosses(output_loss_weights(outputs, {t: cfg.loss_weight(t) for t in cfg.model.tasks},
-                                              cfg.loss.age_l1))
+    return LabelledLosses(static_loss_weights(cfg, network_of(model).output_names))
 
 
 def finish_run(cfg, model, run):
@@ -153,7 +151,7 @@ def finish_run(cfg, model, run):
         batches, _ = make_dataset(clean, cfg.data.train_split, output_names_for(cfg.model.tasks), training=True)
         recalibrated = recalibrate_batch_norm(product, batches, cfg.train.bn_recalibration_batches)
         log.info(f"[{cfg.name}] BatchNorm statistics recomputed over {recalibrated} clean training batches "
-              f"({time.time() - started:.0f}s)")
+                 f"({time.time() - started:.0f}s)")
     if cfg.model.test_time_flip:
         product = with_flip_average(product)
     export_model(product, run.path)
@@ -162,8 +160,9 @@ def finish_run(cfg, model, run):
     metrics = {"name": cfg.name, "splits": {}, "epochs": int(state.get("epoch", 0)),
                "train_seconds": float(state.get("train_seconds", 0.0)),
                "bn_recalibration_batches": recalibrated}
+    built = _open_datasets(cfg)
     for split in (cfg.data.valid_split, cfg.data.test_split):
-        sets = _datasets_with_split(cfg, split)
+        sets = _datasets_with_split(built, split)
         if sets:
             metrics["splits"][split] = evaluate_model(product, cfg.data.root, sets, split,
                                                       limit=cfg.data.limit, partition_seed=cfg.data.partition_seed)
@@ -186,10 +185,10 @@ def _load_init(model, init_path):
     return transfer_weights(source, model)
 
 
-def _datasets_with_split(cfg, split):
-    return [n for n in cfg.data.datasets if BuiltDataset.open(cfg.data.root, n).size(split)]
+def _open_datasets(cfg):
+    """{name: BuiltDataset} of the config's datasets, each manifest read once."""
+    return {name: BuiltDataset.open(cfg.data.root, name) for name in cfg.data.datasets}
 
 
-def _check_data(cfg):
-    for name in cfg.data.datasets:
-        BuiltDataset.open(cfg.data.root, name)  # raises a DataError naming the build command
+def _datasets_with_split(built, split):
+    return [name for name, dataset in built.items() if dataset.size(split)]
