@@ -60,9 +60,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._writer.start()
 
     def _write(self, arrays, epoch, best, seconds, checkpoint_seconds):
-        self.run.save_checkpoint(arrays, best=best is not None)
         self.run.record_epoch(epoch, self.phase, seconds, monitor=self.monitor, best=best,
-                              checkpoint_seconds=checkpoint_seconds)
+                              checkpoint_seconds=checkpoint_seconds, arrays=arrays)
 
     def wait(self):
         writer = getattr(self, "_writer", None)

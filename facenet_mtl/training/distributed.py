@@ -131,10 +131,9 @@ def fit_multi_worker(cfg, model, strategy, train_ds, steps, run, state):
             logs["lr"] = lr
             arrays = snapshot(model)  # on every worker: reading a variable may be a collective op
             if chief:
-                run.save_checkpoint(arrays)
                 seconds = time.time() - started
                 run.append_history(epoch, logs)
-                run.record_epoch(epoch, phase, seconds)
+                run.record_epoch(epoch, phase, seconds, arrays=arrays)
                 log.info(f"epoch {epoch + 1}/{cfg.train.epochs} ({phase}) loss {logs['loss']:.4f} "
                       f"lr {lr:.3g} {seconds:.0f}s")
 

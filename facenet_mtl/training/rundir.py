@@ -3,12 +3,14 @@ writes its `state.json` (nothing else does), saves and restores its checkpoints,
 config it does not hold a run of, and holds its lock.
 
 It holds `config.json` (the resolved config), `state.json` (epochs done, phase, best value,
-seconds; `finished` once exported and evaluated), `checkpoints/last.npz` (the last epoch's
-weights `w0..` and optimizer variables `o0..`), `checkpoints/best_weights.npz` (the weights of
-the best epoch by `train.monitor`), `history.csv`, `tensorboard/`, the model files
-(`MODEL_FILES`, `saved_model/`), `metrics.json` and PNG plots. Every file is written beside, then
-renamed, and `state.json` only after the checkpoint it counts: a run killed at any moment loses
-at most the epoch in progress, and the same command resumes it.
+seconds, the checkpoint files that go with them; `finished` once exported and evaluated),
+`checkpoints/last-<epoch>.npz` (the last epoch's weights `w0..` and optimizer variables `o0..`),
+`checkpoints/best-<epoch>.npz` (the weights of the best epoch by `train.monitor`), `history.csv`,
+`tensorboard/`, the model files (`MODEL_FILES`, `saved_model/`), `metrics.json` and PNG plots.
+Every file is written beside, then renamed; an epoch's checkpoint gets a new name and counts only
+once `state.json` names it (the one commit), and the files it replaces are removed after: a run
+killed at any moment keeps a checkpoint and a state of the same epoch, loses at most the epoch in
+progress, and the same command resumes it.
 
 >>> import tempfile
 >>> run = RunDir(tempfile.mkdtemp())
@@ -16,6 +18,10 @@ at most the epoch in progress, and the same command resumes it.
 1
 >>> run.state()["phase"], run.state().get("finished", False)
 ('heads', False)
+>>> run.record_epoch(1, "full", seconds=2.5, arrays={"w0": np.zeros(2)})["checkpoint"]
+'last-0002.npz'
+>>> run.last_checkpoint.name, run.best_checkpoint
+('last-0002.npz', None)
 """
 import contextlib
 import csv
@@ -46,8 +52,7 @@ class RunDir:
         self.path = Path(path)
         self.config_file = self.path / "config.json"
         self.state_file = self.path / "state.json"
-        self.last_checkpoint = self.path / "checkpoints" / "last.npz"
-        self.best_checkpoint = self.path / "checkpoints" / "best_weights.npz"
+        self.checkpoint_dir = self.path / "checkpoints"
         self.history_file = self.path / "history.csv"
         self.tensorboard_dir = self.path / "tensorboard"
         self.metrics_file = self.path / "metrics.json"
@@ -70,11 +75,21 @@ class RunDir:
         """state.json's contents; {} before the first epoch is recorded."""
         return json.loads(self.state_file.read_text()) if self.state_file.is_file() else {}
 
-    def record_epoch(self, epoch, phase, seconds, monitor="", best=None, checkpoint_seconds=None):
-        """Count epoch `epoch` (from 0) of `phase` as done, after its checkpoint is saved: it took
-        `seconds`, of which `checkpoint_seconds` to copy the checkpoint; `best` is its `monitor`
-        value when it is the best epoch so far. Returns the new state."""
+    def record_epoch(self, epoch, phase, seconds, monitor="", best=None, checkpoint_seconds=None, arrays=None):
+        """Count epoch `epoch` (from 0) of `phase` as done: it took `seconds`, of which
+        `checkpoint_seconds` to copy the checkpoint; `best` is its `monitor` value when it is the
+        best epoch so far. `arrays` (`snapshot(model)`) is its checkpoint, written first under the
+        epoch's own name, then named in state.json, then the files it replaces removed. Returns
+        the new state."""
         state = self.state()
+        if arrays is not None:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            state["checkpoint"] = f"last-{epoch + 1:04d}.npz"
+            _write_arrays(arrays, self.checkpoint_dir / state["checkpoint"])
+            if best is not None:
+                state["best_checkpoint"] = f"best-{epoch + 1:04d}.npz"
+                _write_arrays({k: v for k, v in arrays.items() if k.startswith("w")},
+                              self.checkpoint_dir / state["best_checkpoint"])
         if best is not None:
             state.update(best=float(best), best_epoch=epoch + 1)
         state.update(epoch=epoch + 1, phase=phase, monitor=monitor,
@@ -82,7 +97,13 @@ class RunDir:
                      epoch_seconds=state.get("epoch_seconds", []) + [round(seconds, 3)])
         if checkpoint_seconds is not None:
             state["checkpoint_seconds"] = state.get("checkpoint_seconds", []) + [round(checkpoint_seconds, 3)]
-        return self._write_state(state)
+        self._write_state(state)
+        if arrays is not None:
+            keep = {state.get("checkpoint"), state.get("best_checkpoint")}
+            for old in self.checkpoint_dir.glob("*.npz"):
+                if old.name not in keep:
+                    old.unlink()
+        return state
 
     def mark_finished(self, finished=True):
         """Set `finished`: after the finish, or (False) before a finished run is finished again."""
@@ -96,26 +117,31 @@ class RunDir:
 
     # --- checkpoints ---------------------------------------------------------------------------
 
-    def save_checkpoint(self, arrays, best=False):
-        """Write `snapshot(model)`'s arrays as the last epoch's checkpoint, and with `best` the
-        model weights among them as the best epoch's too."""
-        self.last_checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        _write_arrays(arrays, self.last_checkpoint)
-        if best:
-            _write_arrays({k: v for k, v in arrays.items() if k.startswith("w")}, self.best_checkpoint)
+    @property
+    def last_checkpoint(self):
+        """The last epoch's checkpoint that state.json counts, or None."""
+        name = self.state().get("checkpoint")
+        return self.checkpoint_dir / name if name else None
+
+    @property
+    def best_checkpoint(self):
+        """The best epoch's weights that state.json counts, or None."""
+        name = self.state().get("best_checkpoint")
+        return self.checkpoint_dir / name if name else None
 
     def restore_checkpoint(self, model):
         """Load the last epoch's weights and optimizer state into compiled `model` (building its
         optimizer if needed); False if there is no checkpoint."""
-        if not self.last_checkpoint.is_file():
+        checkpoint = self.last_checkpoint
+        if checkpoint is None:
             return False
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        weights, optimizer = _load_arrays(self.last_checkpoint, "w", "o")
+        weights, optimizer = _load_arrays(checkpoint, "w", "o")
         model.set_weights(weights)
         variables = model.optimizer.variables
         if len(variables) != len(optimizer):
-            raise ValueError(f"{self.last_checkpoint}: checkpoint has {len(optimizer)} optimizer variables, the "
+            raise ValueError(f"{checkpoint}: checkpoint has {len(optimizer)} optimizer variables, the "
                              f"optimizer {len(variables)}; the run's config changed: use --restart")
         for variable, value in zip(variables, optimizer):
             variable.assign(value)
@@ -125,7 +151,7 @@ class RunDir:
         """Load the weights a run exports: the best epoch's by `train.monitor`, else the last
         epoch's; False if there is neither."""
         for path in (self.best_checkpoint, self.last_checkpoint):
-            if path.is_file():
+            if path is not None:
                 model.set_weights(_load_arrays(path, "w")[0])
                 return True
         return False
@@ -166,6 +192,7 @@ class RunDir:
     def append_history(self, epoch, logs):
         """One row of history.csv, columns as keras.callbacks.CSVLogger writes them (epoch from 0)."""
         columns = None
+        self.path.mkdir(parents=True, exist_ok=True)
         if self.history_file.is_file():
             with open(self.history_file, newline="") as f:
                 columns = next(csv.reader(f), None)
@@ -228,7 +255,7 @@ class RunDir:
 
 def snapshot(model):
     """Model weights (w0..) and optimizer variables (o0..) as numpy arrays: a checkpoint for
-    `RunDir.save_checkpoint`. Under a multi-worker strategy every worker takes it (reading a
+    `RunDir.record_epoch`. Under a multi-worker strategy every worker takes it (reading a
     variable may be a collective op), though only the chief saves it."""
     import keras  # here: the CLI imports this module for FINISH_KEYS, and starts without Keras
 

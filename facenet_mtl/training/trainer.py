@@ -125,6 +125,9 @@ def _fit_phases(cfg, model, strategy, train_ds, valid_ds, steps, run, state, ver
             model.fit(train_ds, epochs=end, initial_epoch=first, steps_per_epoch=steps,
                       validation_data=valid_ds, callbacks=callbacks, verbose=verbose)
         except KeyboardInterrupt:
+            for callback in callbacks:  # fit ends no callback on an exception: the last epoch's write
+                if isinstance(callback, cb.EpochCheckpoint):  # finishes before the run is resumed
+                    callback.wait()
             log.warning(f"interrupted: {run.path} keeps every finished epoch; rerun the same command to resume")
             raise
         if any(isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch for c in callbacks):

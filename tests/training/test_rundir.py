@@ -47,11 +47,12 @@ def test_checkpoint_save_and_restore(tmp_path):
     x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
     trained.fit(x, {"gender": np.arange(8) % 2}, epochs=2, verbose=0)
     best = snapshot(trained)
-    run.save_checkpoint(best, best=True)
+    run.record_epoch(0, "full", 1.0, monitor="val_loss", best=0.5, arrays=best)
     trained.fit(x, {"gender": np.arange(8) % 2}, epochs=1, verbose=0)
     last = snapshot(trained)
-    run.save_checkpoint(last)  # not the best: best_weights.npz keeps the first
-    assert any(k.startswith("o") for k in last) and not list(run.path.glob("checkpoints/*.tmp*"))
+    run.record_epoch(1, "full", 1.0, monitor="val_loss", arrays=last)  # not the best: the first stays
+    assert any(k.startswith("o") for k in last)
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["best-0001.npz", "last-0002.npz"]
 
     fresh = compiled_model(seed=2)
     assert run.restore_checkpoint(fresh)
@@ -67,6 +68,26 @@ def test_checkpoint_save_and_restore(tmp_path):
         np.testing.assert_array_equal(w, best[f"w{i}"])
     assert not RunDir(tmp_path / "empty").restore_checkpoint(fresh)
     assert not RunDir(tmp_path / "empty").restore_weights(fresh)
+
+
+def test_a_run_killed_between_checkpoint_and_state_resumes_from_the_pair_it_counted(tmp_path, monkeypatch):
+    run = RunDir(tmp_path)
+    first = {"w0": np.zeros(2), "o0": np.zeros(1)}
+    run.record_epoch(0, "heads", 1.0, arrays=first)
+
+    def killed(state):
+        raise SystemExit("killed before state.json was written")
+
+    monkeypatch.setattr(run, "_write_state", killed)
+    with pytest.raises(SystemExit):
+        run.record_epoch(1, "full", 1.0, arrays={"w0": np.ones(2), "o0": np.ones(1), "o1": np.ones(1)})
+    state = run.state()
+    assert (state["epoch"], state["phase"]) == (1, "heads")  # the epoch and the checkpoint agree
+    with np.load(run.last_checkpoint) as data:
+        np.testing.assert_array_equal(data["w0"], first["w0"])
+    monkeypatch.undo()
+    run.record_epoch(1, "full", 1.0, arrays={"w0": np.ones(2)})  # the rerun's epoch replaces both
+    assert [p.name for p in run.checkpoint_dir.iterdir()] == ["last-0002.npz"]
 
 
 def changed(cfg, key):
@@ -130,8 +151,7 @@ def test_the_lock_is_exclusive_and_a_failed_first_run_leaves_no_folder(tmp_path)
 
 def test_clear_keeps_only_the_lock(tmp_path):
     run = RunDir(tmp_path)
-    run.record_epoch(0, "full", 1.0)
-    run.save_checkpoint({"w0": np.zeros(2)})
+    run.record_epoch(0, "full", 1.0, arrays={"w0": np.zeros(2)})
     with run.lock():
         run.clear()
         assert [p.name for p in run.path.iterdir()] == [LOCK_NAME]
