@@ -8,6 +8,8 @@ RGB 0-255 (the model normalises inside), and a missing label has weight 0 so it 
 """
 from dataclasses import dataclass
 
+import math
+
 import tensorflow as tf
 
 from facenet_mtl.data import record_format
@@ -29,6 +31,7 @@ class InputSpec:
     sampling_weights: tuple = ()  # ((dataset, weight), ...), for mixing="weights"
     epoch_size: int = 0
     augment: bool = True
+    erasing: float = 0.0  # with augment: the share of training images given a random erased box
     cache: bool = True
     shuffle_buffer: int = 4096
     age_sigma: float = 0.0  # width of the Gaussian age-bin target; <0: the record's age_std
@@ -164,15 +167,25 @@ def make_dataset(spec, split, outputs, training=True):
         ds = tf.data.Dataset.sample_from_datasets(streams, weights=[probs[n] for n in names], seed=spec.seed)
     ds = ds.map(prepare, num_parallel_calls=AUTOTUNE).batch(spec.batch_size, drop_remainder=True)
     if spec.augment:
-        ds = ds.map(lambda x, y, w: (augment_batch(x, spec.seed), y, w), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda x, y, w: (augment_batch(x, spec.seed, erasing=spec.erasing), y, w),
+                    num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE), max(1, epoch_size // spec.batch_size)
 
 
-def augment_batch(images, seed=None, max_zoom=0.15, max_shift=0.08, brightness=0.2, contrast=0.2):
+def augment_batch(images, seed=None, max_zoom=0.15, max_shift=0.08, brightness=0.2, contrast=0.2, erasing=0.0):
     """Vectorised per-image augmentation of a batch (float32 0-255): flip, scale/shift crop,
-    brightness and contrast. Faces stay upright; all our labels are flip-invariant. `seed` gives
-    each random draw its op-level seed (with TensorFlow's global seed, which `train` sets, the
-    sequence of augmentations is then reproducible); None leaves them to the global seed alone."""
+    brightness and contrast, and with `erasing` > 0 that share of the images given one box of
+    uniform noise (random erasing, Zhong et al. 2020: 2-33 % of the image, aspect 0.3-3.3). Faces
+    stay upright; all our labels are flip-invariant. `seed` gives each random draw its op-level
+    seed (with TensorFlow's global seed, which `train` sets, the sequence of augmentations is then
+    reproducible); None leaves them to the global seed alone.
+
+    >>> x = tf.fill([256, 16, 16, 3], 128.0)
+    >>> erased = augment_batch(x, 1, max_zoom=0, max_shift=0, brightness=0, contrast=0, erasing=0.5)
+    >>> changed = tf.reduce_any(tf.not_equal(erased, 128.0), axis=[1, 2, 3])
+    >>> 0.35 < float(tf.reduce_mean(tf.cast(changed, tf.float32))) < 0.65
+    True
+    """
     def uniform(shape, low, high, draw):
         return tf.random.uniform(shape, low, high, seed=None if seed is None else seed * 16 + draw)
 
@@ -188,4 +201,26 @@ def augment_batch(images, seed=None, max_zoom=0.15, max_shift=0.08, brightness=0
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
     c = 1.0 + uniform([batch, 1, 1, 1], -contrast, contrast, 4)
     b = uniform([batch, 1, 1, 1], -brightness, brightness, 5) * 255.0
-    return tf.clip_by_value((images - mean) * c + mean + b, 0.0, 255.0)
+    images = tf.clip_by_value((images - mean) * c + mean + b, 0.0, 255.0)
+    if erasing > 0:
+        images = _erase_boxes(images, erasing, uniform)
+    return images
+
+
+def _erase_boxes(images, share, uniform):
+    """`images` with one box of uniform noise in about `share` of them (`uniform` as in
+    `augment_batch`, draws 6-11)."""
+    shape = tf.shape(images)
+    batch = shape[0]
+    area = uniform([batch, 1, 1], 0.02, 0.33, 6)
+    log_aspect = uniform([batch, 1, 1], math.log(0.3), math.log(1 / 0.3), 7)
+    h = tf.minimum(tf.sqrt(area * tf.exp(log_aspect)), 1.0)
+    w = tf.minimum(tf.sqrt(area / tf.exp(log_aspect)), 1.0)
+    top = uniform([batch, 1, 1], 0.0, 1.0, 8) * (1.0 - h)
+    left = uniform([batch, 1, 1], 0.0, 1.0, 9) * (1.0 - w)
+    rows = (tf.cast(tf.range(shape[1]), tf.float32)[None, :, None] + 0.5) / tf.cast(shape[1], tf.float32)
+    cols = (tf.cast(tf.range(shape[2]), tf.float32)[None, None, :] + 0.5) / tf.cast(shape[2], tf.float32)
+    inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+    chosen = uniform([batch, 1, 1], 0.0, 1.0, 10) < share
+    noise = uniform(shape, 0.0, 255.0, 11)
+    return tf.where((inside & chosen)[..., None], noise, images)

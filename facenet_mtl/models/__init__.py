@@ -17,7 +17,7 @@ from facenet_mtl.models.multitask import (
     transfer_weights,
 )
 from facenet_mtl.models.preprocessing import PREPROCESSING_MODES, preprocessing_layers
-from facenet_mtl.models.flip_average import with_flip_average
+from facenet_mtl.models.flip_average import with_flip_average, with_test_time_views
 
 __all__ = [
     "BACKBONES",
@@ -33,4 +33,5 @@ __all__ = [
     "set_backbone_trainable",
     "transfer_weights",
     "with_flip_average",
+    "with_test_time_views",
 ]

@@ -1,5 +1,5 @@
-"""Test-time flip averaging, from built-in layers: the model's outputs averaged over the image and
-its mirror image.
+"""Test-time averaging, from built-in layers: the model's outputs averaged over the image and its
+mirror image (flip averaging), and optionally over four corner crops of it too (multi-crop).
 
 Faces are close to left-right symmetric and every recipe trains with random horizontal flips, so
 a trained model's predictions on an image and on its mirror are two views of the same face;
@@ -10,6 +10,11 @@ The mirror is exact and built-in: the width axis is moved last (`Permute`), mult
 anti-identity matrix (`Dense` without bias, weights set after building so the `.h5` config holds
 no arrays), and moved back. The result is a plain functional model: same input (RGB 0-255 at the
 same size), same output names, loadable with `keras.models.load_model` and no custom objects.
+
+Multi-crop (`with_test_time_views(..., crops=5)`) adds the four corner crops of side
+`crop_scale` x the input, each resized back to the input size (`Cropping2D`, `Resizing`), and
+their mirrors: 10 views, 10 passes of the network. Training zooms by up to 15 % and shifts by up to
+8 %, so a corner crop at 0.9 is a view the network has seen.
 
 >>> import numpy as np
 >>> from facenet_mtl.models.multitask import build_model
@@ -45,9 +50,52 @@ def with_flip_average(network):
     """A model named "<network's name>_flip_average" that returns the average of `network`'s
     outputs on an image and on its mirror; `network` (one image input, a dict of outputs) is
     nested inside it, shared by both views, and `multitask.inner_network` gets it back."""
+    return with_test_time_views(network, flip=True, crops=1)
+
+
+CROPS = (1, 5)  # the whole image; or it and its four corner crops
+
+
+def with_test_time_views(network, flip=True, crops=1, crop_scale=0.9):
+    """`network` averaged over views of its input: the whole image, with `crops`=5 also its four
+    corner crops of side `crop_scale` x the input (resized back), and with `flip` each view's
+    mirror too. Named "<network's name>_flip_average" (or "_crop_average" without flip); one view
+    alone is `network` itself.
+
+    >>> import numpy as np
+    >>> from facenet_mtl.models.multitask import build_model
+    >>> net = build_model("compact", tasks=("emotion",), input_size=16,
+    ...                   backbone_args={"widths": (4,), "stem_width": 4})
+    >>> model = with_test_time_views(net, flip=True, crops=5)
+    >>> x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    >>> views = [x] + [x[:, r:r + 14, c:c + 14] for r in (0, 2) for c in (0, 2)]
+    >>> views = [keras.ops.image.resize(v, (16, 16)) for v in views]
+    >>> views += [v[:, :, ::-1] for v in views]
+    >>> expected = np.mean([net(v, training=False)["emotion"] for v in views], axis=0)
+    >>> bool(np.allclose(model(x, training=False)["emotion"], expected, atol=1e-5))
+    True
+    """
+    if crops not in CROPS:
+        raise ValueError(f"crops={crops}: one of {CROPS} (the whole image, or it and its four corners)")
+    if not 0 < crop_scale < 1:
+        raise ValueError(f"crop_scale={crop_scale}: a share of the input side in (0, 1)")
+    if crops == 1 and not flip:
+        return network
     size = int(network.input_shape[1])
     image = keras.Input(network.input_shape[1:], name=INPUT_NAME)
-    direct, mirrored = network(image), network(mirror(image, size))
-    outputs = {name: keras.layers.Average(name=name, dtype="float32")([direct[name], mirrored[name]])
-               for name in direct}
-    return keras.Model(image, outputs, name=network.name + SUFFIX)
+    views = [image]
+    if crops == 5:
+        side = max(1, round(size * crop_scale))
+        margin = size - side
+        for top in (0, margin):
+            for left in (0, margin):
+                crop = keras.layers.Cropping2D(((top, margin - top), (left, margin - left)), dtype="float32",
+                                               name=f"crop_{top}_{left}")(image)
+                views.append(keras.layers.Resizing(size, size, interpolation="bilinear", dtype="float32",
+                                                   name=f"crop_{top}_{left}_resize")(crop))
+    if flip:
+        views += [mirror(view, size, name=f"mirror_{i}" if i else "mirror") for i, view in enumerate(views)]
+    results = [network(view) for view in views]
+    outputs = {name: keras.layers.Average(name=name, dtype="float32")([r[name] for r in results])
+               for name in results[0]}
+    return keras.Model(image, outputs, name=network.name + (SUFFIX if flip else "_crop_average"))

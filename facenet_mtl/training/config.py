@@ -48,6 +48,9 @@ class ModelConfig:
     # The exported model averages its outputs over the image and its mirror (models/flip_average.py).
     # Only the finish uses it: a finished run can be re-exported with it on or off.
     test_time_flip: bool = False
+    # With 5, also over its four corner crops of side test_time_crop_scale x the input (multi-crop).
+    test_time_crops: int = 1
+    test_time_crop_scale: float = 0.9
 
 
 @dataclass
@@ -59,6 +62,7 @@ class DataConfig:
     epoch_size: int = 0  # examples per epoch; 0: as the mixing implies
     batch_size: int = 64
     augment: bool = True
+    erasing: float = 0.0  # with augment: the share of images given a box of noise (random erasing)
     cache: bool = True
     shuffle_buffer: int = 4096
     train_split: str = "train"
@@ -300,7 +304,7 @@ def _typed(expected, value, source, field_name):
 
 def _choice(source, field_name, value, allowed):
     if value not in allowed:
-        raise ConfigError(source, field_name, f"'{value}' is not one of {', '.join(allowed)}")
+        raise ConfigError(source, field_name, f"'{value}' is not one of {', '.join(map(str, allowed))}")
 
 
 # The allowed range of every number in a config (each must also be finite: TOML has nan and inf).
@@ -312,6 +316,8 @@ NUMBER_RULES = {
     "data.batch_size": (">= 1", lambda v: v >= 1),
     "data.shuffle_buffer": (">= 1", lambda v: v >= 1),
     "data.limit": (">= 0 (0: no cap)", lambda v: v >= 0),
+    "data.erasing": ("a share in [0, 1]", lambda v: 0 <= v <= 1),
+    "model.test_time_crop_scale": ("a share of the input side in (0, 1)", lambda v: 0 < v < 1),
     "data.partition_seed": ("0 (the datasets' split) or a seed > 0", lambda v: v >= 0),
     "loss.age_sigma": ("a finite number (< 0: use each record's age_std)", lambda v: True),
     "loss.age_l1": (">= 0", lambda v: v >= 0),
@@ -355,6 +361,7 @@ def _validate(cfg, source):
             or any(c in cfg.name for c in "/\\"):
         raise ConfigError(source, "name", f"{cfg.name!r} cannot name a run directory: give a name without / or \\")
     _choice(source, "stage", cfg.stage, STAGES)
+    _choice(source, "model.test_time_crops", cfg.model.test_time_crops, (1, 5))
     _choice(source, "data.mixing", cfg.data.mixing, MIXING)
     _choice(source, "optimizer.name", cfg.optimizer.name, OPTIMIZERS)
     _choice(source, "optimizer.schedule", cfg.optimizer.schedule, SCHEDULES)

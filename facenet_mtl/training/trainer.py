@@ -16,7 +16,7 @@ import keras
 from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
 from facenet_mtl.data.built_dataset import BuiltDataset
-from facenet_mtl.models import output_names_for, transfer_weights, with_flip_average
+from facenet_mtl.models import output_names_for, transfer_weights, with_test_time_views
 from facenet_mtl.training import callbacks as cb
 from facenet_mtl.training.balancing import network_of
 from facenet_mtl.training.bn_recalibration import recalibrate_batch_norm
@@ -50,7 +50,7 @@ def input_spec(cfg, datasets=None):
         root=cfg.data.root, datasets=tuple(datasets or cfg.data.datasets), image_size=cfg.model.input_size,
         batch_size=cfg.data.batch_size, mixing=cfg.data.mixing,
         sampling_weights=tuple(sorted(cfg.data.sampling_weights.items())), epoch_size=cfg.data.epoch_size,
-        augment=cfg.data.augment, cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
+        augment=cfg.data.augment, erasing=cfg.data.erasing, cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
         age_sigma=cfg.loss.age_sigma, limit=cfg.data.limit, seed=cfg.train.seed,
         partition_seed=cfg.data.partition_seed)
 
@@ -155,8 +155,8 @@ def finish_run(cfg, model, run):
         recalibrated = recalibrate_batch_norm(product, batches, cfg.train.bn_recalibration_batches)
         log.info(f"[{cfg.name}] BatchNorm statistics recomputed over {recalibrated} clean training batches "
                  f"({time.time() - started:.0f}s)")
-    if cfg.model.test_time_flip:
-        product = with_flip_average(product)
+    product = with_test_time_views(product, flip=cfg.model.test_time_flip, crops=cfg.model.test_time_crops,
+                                   crop_scale=cfg.model.test_time_crop_scale)
     export_model(product, run.path)
     started = time.time()
     state = run.state()

@@ -163,6 +163,21 @@ def test_augment_batch_seed_decides_the_draws():
     assert np.abs(first.numpy() - second.numpy()).mean() > 1
 
 
+def test_random_erasing_fills_one_box_in_the_share_of_images_it_names():
+    images = tf.fill((400, 24, 24, 3), 100.0)
+    out = augment_batch(images, seed=3, max_zoom=0.0, max_shift=0.0, brightness=0.0, contrast=0.0,
+                        erasing=0.25).numpy()
+    changed = out != 100.0
+    erased = changed.any(axis=(1, 2, 3))
+    assert 0.18 < erased.mean() < 0.32
+    for mask in changed[erased].any(axis=3)[:20]:  # one axis-aligned box: its bounding box is all noise
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean() > 0.95
+        assert 0.01 < mask.mean() < 0.4
+    untouched = augment_batch(images, seed=3, max_zoom=0.0, max_shift=0.0, brightness=0.0, contrast=0.0)
+    np.testing.assert_array_equal(untouched.numpy(), 100.0)
+
+
 @pytest.mark.parametrize("age_sigma", [0.0, 2.5, -1.0])
 def test_age_probs_label_is_age_and_sigma(root, age_sigma):
     ds, n = make_dataset(spec(root, datasets=("appa_real", "utkface"), age_sigma=age_sigma), "train",

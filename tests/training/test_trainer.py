@@ -167,7 +167,7 @@ print("ok")
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-6000:]
 
 
-def test_test_time_flip_is_a_finish_option_a_finished_run_can_take(make_config, tmp_path):
+def test_test_time_views_are_finish_options_a_finished_run_can_take(make_config, tmp_path):
     cfg = make_config("flip", model={"tasks": ["gender", "emotion"]},
                       data={"datasets": ["utkface", "fer2013"]}, train={"epochs": 1})
     run_dir = trainer.train(cfg, tmp_path, verbose=0)
@@ -189,6 +189,20 @@ def test_test_time_flip_is_a_finish_option_a_finished_run_can_take(make_config, 
         np.testing.assert_allclose(got[k], (direct[k] + mirrored[k]) / 2, atol=1e-5)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert "emotion_acc" in metrics["splits"]["test"]["overall"]
+
+    # Multi-crop too: the mean over the face, its four corner crops at 0.75 (24 of 32 px, resized
+    # back) and the mirrors of all five.
+    cropped_cfg = make_config("flip", model={"tasks": ["gender", "emotion"], "test_time_flip": True,
+                                             "test_time_crops": 5, "test_time_crop_scale": 0.75},
+                              data={"datasets": ["utkface", "fer2013"]}, train={"epochs": 1})
+    trainer.train(cropped_cfg, tmp_path, verbose=0, refinish=True)
+    views = [x] + [x[:, r:r + 24, c:c + 24] for r in (0, 8) for c in (0, 8)]
+    views = [np.asarray(keras.ops.image.resize(v, (32, 32))) for v in views]
+    views += [v[:, :, ::-1] for v in views]
+    expected = [plain.predict(v, verbose=0) for v in views]
+    got = keras.models.load_model(run_dir / "model.h5").predict(x, verbose=0)
+    for k in ("gender", "emotion"):
+        np.testing.assert_allclose(got[k], np.mean([e[k] for e in expected], axis=0), atol=1e-5)
 
 
 def test_missing_records_name_the_build_command(make_config, tmp_path):
