@@ -10,7 +10,7 @@ no input work), under the config's precision, medians of alternating rounds. FLO
 from the layer shapes (a conv's or dense layer's multiply-adds x 2, BatchNorm and pooling left
 out), a training step as 3 x the forward pass (the backward pass costs about twice the forward).
 The peak is a bfloat16 and a float32 4096 x 4096 matmul on all cores, run the same way.
-No records needed: the batch is random pixels with random labels.
+The batch is one batch of the config's records and mixing (`make release` builds them).
 """
 import argparse
 import json
@@ -106,13 +106,14 @@ def main():
     args = parser.parse_args()
 
     import keras
-    import numpy as np
     import tensorflow as tf
 
+    from facenet_mtl.data.pipeline import make_dataset
     from facenet_mtl.models import output_names_for
     from facenet_mtl.training.config import load_config
     from facenet_mtl.training.plan import build_network, compile_for_phase, trained_model
     from facenet_mtl.training.precision import set_precision
+    from facenet_mtl.training.trainer import input_spec
 
     peaks = {"bfloat16": matmul_peak(tf.bfloat16), "float32": matmul_peak(tf.float32)}
     print(f"matmul peak: bfloat16 {peaks['bfloat16']:.0f} GFLOP/s, float32 {peaks['float32']:.0f} GFLOP/s", flush=True)
@@ -123,18 +124,10 @@ def main():
         set_precision(cfg.train.precision)
         keras.utils.set_random_seed(cfg.train.seed)
         batch = cfg.data.batch_size
-        size = cfg.model.input_size
-        rng = np.random.default_rng(0)
-        x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
         outputs = output_names_for(cfg.model.tasks)
-        y = {"age": rng.uniform(1, 90, (batch, 1)).astype("float32"),
-             "age_probs": np.concatenate([rng.uniform(1, 90, (batch, 1)), np.full((batch, 3), -1.0)],
-                                         axis=1).astype("float32"),
-             "gender": rng.integers(0, 2, (batch, 1)).astype("float32"),
-             "emotion": rng.integers(0, 7, (batch,)).astype("int32"),
-             "smile": rng.integers(0, 2, (batch, 1)).astype("float32")}
-        y = {k: v for k, v in y.items() if k in outputs}
-        data = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
+        pipeline, _ = make_dataset(input_spec(cfg), cfg.data.train_split, outputs, training=True)
+        x, y, w = next(iter(pipeline))  # one real batch of the config's mixing, held in memory
+        data = tf.data.Dataset.from_tensors((x, y, w)).repeat().prefetch(2)
         flops = None
         compiled = {}
         for jit in (False, True):
