@@ -76,10 +76,7 @@ def matmul_peak(dtype, size=4096, repeats=10):
 
 def parse_candidate(text):
     name, _, fields = text.partition(":")
-    overrides = []
-    for item in filter(None, _split_fields(fields)):
-        overrides.append(item)
-    return name, overrides
+    return name, [item for item in _split_fields(fields) if item]
 
 
 def _split_fields(text):

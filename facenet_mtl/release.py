@@ -235,16 +235,16 @@ before it: `experiments/release/` runs release-pretrain (age + gender, 12 epochs
 (four heads, 14 epochs) and release-mtl-more (a warm restart, 8 epochs), each from the last; the
 recipe and every probe behind it are in `experiments/release/` and `experiments/real/`.
 
-### Probes on validation (2026-12-02, after this model was published)
-Warm restarts of this model (3 x 40,960, peak lr 5e-4, `facenet-mtl train --config
+### Probes on validation (2026-12-02, on the 2026-12-02 release, sha256 b744f2ba...)
+Warm restarts of that model (3 x 40,960, peak lr 5e-4, `facenet-mtl train --config
 experiments/release/release-mtl-more.toml --set init=facenet_mtl/weights/release.h5 --set
-train.epochs=3 ...`), validation splits, flip averaging; and test-time views of this model
+train.epochs=3 ...`), validation splits, flip averaging; and test-time views of that model
 (`model.test_time_crops`, no training):
 
 | probe | FER2013 | UTKFace gender | UTKFace MAE | FairFace gender | GENKI-4K smile | CelebA smile |
 |---|---:|---:|---:|---:|---:|---:|
-| this model, no flip | 64.40 | 92.19 | 5.60 | 84.08 | 95.96 | 90.62 |
-| this model, flip (shipped) | 65.36 | 92.50 | 5.50 | 84.91 | 94.61 | 91.10 |
+| that model, no flip | 64.40 | 92.19 | 5.60 | 84.08 | 95.96 | 90.62 |
+| that model, flip (as shipped) | 65.36 | 92.50 | 5.50 | 84.91 | 94.61 | 91.10 |
 | + 4 corner crops at 0.95 (10 views) | **66.40** | 92.29 | **5.27** | **85.72** | 94.95 | **91.67** |
 | + 4 corner crops at 0.90 | 66.33 | 92.09 | 5.24 | 85.85 | 94.95 | 90.91 |
 | + 4 corner crops at 0.85 | 65.43 | 92.03 | 5.41 | 84.89 | 96.30 | 90.33 |

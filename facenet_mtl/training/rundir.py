@@ -121,14 +121,21 @@ class RunDir:
     @property
     def last_checkpoint(self):
         """The last epoch's checkpoint that state.json counts, or None."""
-        name = self.state().get("checkpoint")
-        return self.checkpoint_dir / name if name else None
+        return self._counted("checkpoint", "last.npz")
 
     @property
     def best_checkpoint(self):
         """The best epoch's weights that state.json counts, or None."""
-        name = self.state().get("best_checkpoint")
-        return self.checkpoint_dir / name if name else None
+        return self._counted("best_checkpoint", "best_weights.npz")
+
+    def _counted(self, key, legacy):
+        """The checkpoint file state.json names under `key`; for a run written before checkpoints
+        were named by epoch, its one file `legacy` if it is there."""
+        name = self.state().get(key)
+        if name:
+            return self.checkpoint_dir / name
+        path = self.checkpoint_dir / legacy
+        return path if path.is_file() else None
 
     def restore_checkpoint(self, model):
         """Load the last epoch's weights and optimizer state into compiled `model` (building its

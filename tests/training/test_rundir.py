@@ -90,6 +90,18 @@ def test_a_run_killed_between_checkpoint_and_state_resumes_from_the_pair_it_coun
     assert [p.name for p in run.checkpoint_dir.iterdir()] == ["last-0002.npz"]
 
 
+def test_a_run_from_before_epoch_named_checkpoints_still_resumes_and_exports(tmp_path):
+    run = RunDir(tmp_path)
+    run.record_epoch(0, "full", 1.0)  # the old writer: state.json names no checkpoint file
+    run.checkpoint_dir.mkdir()
+    np.savez(run.checkpoint_dir / "last.npz", w0=np.ones(2), o0=np.zeros(1))
+    assert run.last_checkpoint == run.checkpoint_dir / "last.npz" and run.best_checkpoint is None
+    np.savez(run.checkpoint_dir / "best_weights.npz", w0=np.full(2, 2.0))
+    assert run.best_checkpoint == run.checkpoint_dir / "best_weights.npz"
+    run.record_epoch(1, "full", 1.0, arrays={"w0": np.zeros(2)})  # the next epoch replaces both
+    assert [p.name for p in run.checkpoint_dir.iterdir()] == ["last-0002.npz"]
+
+
 def changed(cfg, key):
     """`cfg` with the value at dotted `key` changed (a flag flipped, a number increased)."""
     section, name = key.split(".")
