@@ -52,7 +52,8 @@ def test_predict_faces_is_well_formed_and_batch_independent(model_path):
         assert set(r) == {"age", "gender", "emotion", "smile"}
         assert 0 <= r["age"] <= 100
         assert sum(r["emotion"]["probabilities"].values()) == pytest.approx(1, abs=1e-3)
-        assert r["emotion"]["label"] == max(r["emotion"]["probabilities"], key=r["emotion"]["probabilities"].get)
+        probs = r["emotion"]["probabilities"]  # rounded to 4 places: a near-uniform net may tie
+        assert probs[r["emotion"]["label"]] == max(probs.values())
         assert 0.5 <= r["gender"]["probability"] <= 1 and r["gender"]["label"] in ("female", "male")
     one_by_one = [predictor.predict_faces(crops[i:i + 1])[0] for i in range(5)]
     assert [r["age"] for r in one_by_one] == pytest.approx([r["age"] for r in results], abs=0.11)
