@@ -72,6 +72,7 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
+    stages = training_stages(run_dir)  # before the package's release.h5 is overwritten: it may be an init
     model = keras.models.load_model(run_dir / "model.h5", compile=False)
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     save_h5(model, RELEASE_MODEL)  # the portable .h5: every Keras 3 from 3.4 on loads it
@@ -94,7 +95,8 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
                    "age": "years, the expectation over 101 one-year bins (age_probs)"},
         "figures": _headline(evaluation, photos),
         "training": {"datasets": list(config["data"]["datasets"]), "epochs": metrics.get("epochs"),
-                     "train_seconds": metrics.get("train_seconds"),
+                     "train_seconds": metrics.get("train_seconds"), "stages": stages,
+                     "total_train_seconds": sum(st.get("train_seconds") or 0 for st in stages) or None,
                      "counts": {n: {s: v["count"] for s, v in m["splits"].items()} for n, m in manifests.items()}},
         "command": command,
         "sha256": sha256_of(RELEASE_MODEL),
@@ -106,6 +108,43 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     (WEIGHTS_DIR / "evaluation.json").write_text(json.dumps({"test": evaluation, "photo_path": photos}, indent=2) + "\n")
     CARD.write_text(model_card(info, evaluation, photos, manifests))
     return info
+
+
+def training_stages(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The stages that trained `run_dir`'s model, first to last: {"run", "epochs", "train_seconds"}.
+
+    Follows each run's `init` back: to a run directory beside it (runs/<init>/), or to the
+    package's release model (a warm restart of the shipped weights), whose stages release.json
+    holds; a model file from elsewhere ends the chain with what is known of it (its path only).
+    """
+    from facenet_mtl.weights import release_info
+
+    stages, seen, run_dir = [], set(), Path(run_dir)
+    while run_dir is not None and run_dir.resolve() not in seen:
+        seen.add(run_dir.resolve())
+        config = json.loads((run_dir / "config.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+        stages.append({"run": config.get("name", run_dir.name), "epochs": metrics.get("epochs"),
+                       "train_seconds": metrics.get("train_seconds")})
+        init, parent, run_dir = config.get("init") or "", run_dir.parent, None
+        if not init or config.get("stage") != "finetune":
+            break
+        if (parent / init / "config.json").is_file():
+            run_dir = parent / init
+        elif Path(init).is_file() and RELEASE_MODEL.is_file() and sha256_of(init) == sha256_of(RELEASE_MODEL):
+            training = release_info().get("training", {})
+            stages.extend(reversed(training.get("stages") or [
+                {"run": release_info().get("run"), "epochs": training.get("epochs"),
+                 "train_seconds": training.get("train_seconds")}]))
+        else:
+            stages.append({"run": str(init), "epochs": None, "train_seconds": None})
+    return stages[::-1]
+
+
+def _stages_text(stages):
+    """'release-pretrain (12 epochs), release-mtl (14 epochs), ...' in training order."""
+    return ", ".join(f"{st['run']} ({st['epochs']} epoch{'s' * (st['epochs'] != 1)})" if st.get("epochs")
+                     else str(st["run"]) for st in stages)
 
 
 def _headline(evaluation, photos):
@@ -184,7 +223,12 @@ def model_card(info: Mapping[str, Any], evaluation: Mapping[str, Any], photos: M
         ff_band=group_table("fairface", "age_band"), utk_race=group_table("utkface", "race"),
         utk_gender=group_table("utkface", "gender"), utk_band=group_table("utkface", "age_band"),
         seconds=evaluation.get("seconds", ""), epochs=info["training"]["epochs"],
-        train_hours="" if not info["training"]["train_seconds"] else f"{info['training']['train_seconds'] / 3600:.2f}")
+        stages=_stages_text(info["training"].get("stages") or [{"run": info.get("run"), "epochs": info["training"]["epochs"]}]),
+        total_hours=_hours(info["training"].get("total_train_seconds") or info["training"]["train_seconds"]))
+
+
+def _hours(seconds):
+    return "?" if not seconds else f"{seconds / 3600:.2f}"
 
 
 CARD_TEMPLATE = """# facenet-mtl release model — model card
@@ -230,10 +274,10 @@ This file is written by `make release` from measurements; do not edit its figure
 ```
 {command}
 ```
-{epochs} epochs of the last stage ({train_hours} h of training on a 2-core CPU), after the stages
-before it: `experiments/release/` runs release-pretrain (age + gender, 12 epochs), release-mtl
-(four heads, 14 epochs) and release-mtl-more (a warm restart, 8 epochs), each from the last; the
-recipe and every probe behind it are in `experiments/release/` and `experiments/real/`.
+The stages that trained it, each from the last: {stages}; {epochs} epochs of the last stage,
+{total_hours} h of training in all on a 2-core CPU. `experiments/release/` holds each stage
+(release-pretrain: age + gender; release-mtl: the four heads; the later stages warm restarts), and
+the recipe and every probe behind it are there and in `experiments/real/`.
 
 ### Probes on validation (2026-12-02, on the 2026-12-02 release, sha256 b744f2ba...)
 Warm restarts of that model (3 x 40,960, peak lr 5e-4, `facenet-mtl train --config
