@@ -12,8 +12,8 @@ no arrays), and moved back. The result is a plain functional model: same input (
 same size), same output names, loadable with `keras.models.load_model` and no custom objects.
 
 Multi-crop (`with_test_time_views(..., crops=5)`) adds the four corner crops of side
-`crop_scale` x the input, each resized back to the input size (`Cropping2D`, `Resizing`), and
-their mirrors: 10 views, 10 passes of the network. Training zooms by up to 15 % and shifts by up to
+`crop_scale` x the input, each resized back to the input size (bilinear, as two frozen resampling
+matrices like the mirror's: `crop_resize`), and their mirrors: 10 views, 10 passes of the network. Training zooms by up to 15 % and shifts by up to
 8 %, so a corner crop at 0.9 is a view the network has seen.
 
 >>> import numpy as np
@@ -44,6 +44,40 @@ def mirror(x, size, name="mirror"):
     x = flip(x)
     flip.set_weights([np.eye(size, dtype="float32")[::-1]])
     return keras.layers.Permute((1, 3, 2), name=f"{name}_width_back", dtype="float32")(x)
+
+
+def bilinear_matrix(size, start, side):
+    """The (size, size) matrix that takes pixels start..start+side-1 of a row of `size` and resizes
+    them to `size` by bilinear interpolation with half-pixel centres (what `tf.image.resize` and
+    `keras.layers.Resizing` compute, without antialiasing)."""
+    matrix = np.zeros((size, size), np.float32)
+    for i in range(size):
+        src = max((i + 0.5) * side / size - 0.5, 0.0)
+        low = int(np.floor(src))
+        frac = src - low
+        matrix[i, start + min(low, side - 1)] += 1 - frac
+        matrix[i, start + min(low + 1, side - 1)] += frac
+    return matrix
+
+
+def crop_resize(x, size, top, left, side, name):
+    """The `side` x `side` crop of `x` (batch, size, size, channels) at (top, left), resized back to
+    `size` x `size` bilinearly: two frozen resampling matrices (`Dense` without bias over the width,
+    then over the height, between `Permute`s), float32 like `mirror`.
+
+    Not `Cropping2D` + `Resizing`: with `Resizing` (a data layer) in front of it, the network ran its
+    BatchNormalization on batch statistics in `model.export` (Keras 3.15), so the SavedModel and
+    LiteRT exports of a multi-crop model were wrong while Keras itself was right; matrices export
+    as plain matmuls, the same in every runtime."""
+    x = keras.layers.Permute((1, 3, 2), name=f"{name}_width_last", dtype="float32")(x)
+    across = keras.layers.Dense(size, use_bias=False, trainable=False, name=f"{name}_width", dtype="float32")
+    x = across(x)  # (batch, rows, channels, columns)
+    x = keras.layers.Permute((3, 2, 1), name=f"{name}_height_last", dtype="float32")(x)
+    down = keras.layers.Dense(size, use_bias=False, trainable=False, name=f"{name}_height", dtype="float32")
+    x = down(x)  # (batch, columns, channels, rows)
+    across.set_weights([bilinear_matrix(size, left, side).T])
+    down.set_weights([bilinear_matrix(size, top, side).T])
+    return keras.layers.Permute((3, 1, 2), name=f"{name}_back", dtype="float32")(x)
 
 
 def with_flip_average(network):
@@ -89,10 +123,7 @@ def with_test_time_views(network, flip=True, crops=1, crop_scale=0.9):
         margin = size - side
         for top in (0, margin):
             for left in (0, margin):
-                crop = keras.layers.Cropping2D(((top, margin - top), (left, margin - left)), dtype="float32",
-                                               name=f"crop_{top}_{left}")(image)
-                views.append(keras.layers.Resizing(size, size, interpolation="bilinear", dtype="float32",
-                                                   name=f"crop_{top}_{left}_resize")(crop))
+                views.append(crop_resize(image, size, top, left, side, name=f"crop_{top}_{left}"))
     if flip:
         views += [mirror(view, size, name=f"mirror_{i}" if i else "mirror") for i, view in enumerate(views)]
     results = [network(view) for view in views]

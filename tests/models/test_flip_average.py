@@ -86,3 +86,46 @@ def test_the_mirror_stays_float32_under_a_mixed_policy():
     assert {layer.dtype_policy.name for layer in model.layers[1:]} == {"float32"}
     x = np.arange(2 * 8 * 8 * 3, dtype="float32").reshape(2, 8, 8, 3)
     np.testing.assert_array_equal(model.predict(x, verbose=0), x[:, :, ::-1])
+
+
+@pytest.mark.parametrize("side, top, left", [(21, 0, 3), (21, 3, 3), (17, 7, 0)])
+def test_crop_resize_is_tf_image_resize_of_the_crop(side, top, left):
+    import tensorflow as tf
+
+    from facenet_mtl.models.flip_average import crop_resize
+
+    x = images()
+    image = keras.Input((SIZE, SIZE, 3))
+    got = np.asarray(keras.Model(image, crop_resize(image, SIZE, top, left, side, "c"))(x))
+    expected = tf.image.resize(x[:, top:top + side, left:left + side], (SIZE, SIZE), method="bilinear").numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-3)  # of 0-255
+
+
+def test_ten_views_mean_the_same_eager_traced_predicted_and_exported(tmp_path):
+    """The multi-crop model is the mean of its ten views in every way it is run. (With `Cropping2D`
+    + `Resizing`, `model.export` ran the network's BatchNormalization on batch statistics, so the
+    SavedModel and LiteRT exports were wrong.)"""
+    import tensorflow as tf
+
+    from facenet_mtl.models.flip_average import with_test_time_views
+
+    net = network()
+    model = with_test_time_views(net, flip=True, crops=5, crop_scale=0.9)
+    x = images(4)
+    side = round(SIZE * 0.9)
+    views = [x] + [tf.image.resize(x[:, t:t + side, c:c + side], (SIZE, SIZE)).numpy()
+                   for t in (0, SIZE - side) for c in (0, SIZE - side)]
+    views += [v[:, :, ::-1] for v in views]
+    expected = {k: np.mean([as_numpy(net(v, training=False))[k] for v in views], axis=0) for k in TASKS}
+    model.save(tmp_path / "m.h5")
+    loaded = keras.models.load_model(tmp_path / "m.h5")
+    runs = {"eager": as_numpy(model(x, training=False)),
+            "traced": as_numpy(tf.function(lambda a: model(a, training=False))(tf.constant(x))),
+            "predict": as_numpy(model.predict(x, verbose=0)),
+            "reloaded, predict": as_numpy(loaded.predict(x, verbose=0))}
+    model.export(tmp_path / "saved", format="tf_saved_model", verbose=False)
+    serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
+    runs["exported (tf_saved_model)"] = as_numpy(serve(image=tf.constant(x)))
+    for how, got in runs.items():
+        for k in TASKS:
+            np.testing.assert_allclose(got[k], expected[k], atol=2e-4, err_msg=f"{how}: {k}")
