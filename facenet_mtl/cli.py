@@ -281,7 +281,8 @@ def _print_run_summary(run_dir):
 @click.option("--datasets", default="", help="Comma-separated datasets (default: every one under --data).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--by", "by", default="", metavar="GROUPS",
-              help="Also figures per group: a comma-separated subset of race,gender,age_band.")
+              help="Also figures per group: a comma-separated subset of race,gender,age_band "
+                   "(without --datasets: on the datasets that label every one of them).")
 @click.option("--json", "json_out", type=click.Path(), help="Write the metrics here as JSON.")
 @click.option("--limit", default=0, type=click.IntRange(min=0), help="Examples per dataset (0: all).")
 @click.option("--trust-saved-model", is_flag=True, help="Load a SavedModel facenet-mtl did not write (it runs its graph).")
@@ -296,7 +297,8 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
     """
     from facenet_mtl.data.built_dataset import built_dataset_names
     from facenet_mtl.inference.predictor import load_keras_model
-    from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, format_group_tables, format_table
+    from facenet_mtl.training.evaluate import (GROUPINGS, evaluate_model, format_group_tables, format_table,
+                                               grouped_datasets)
 
     groupings = tuple(g.strip() for g in by.split(",") if g.strip())
     unknown = [g for g in groupings if g not in GROUPINGS]
@@ -311,6 +313,12 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
     names = [d for d in datasets.split(",") if d] or built_dataset_names(data_root) if Path(data_root).is_dir() else []
     if not names:
         raise DataError(data_root, "holds no built datasets (no */manifest.json)", "run facenet-mtl build-tfrecords first")
+    if groupings and not datasets:
+        names = grouped_datasets(data_root, names, split, groupings)
+        if not names:
+            raise DataError(data_root, f"no built dataset labels {', '.join(groupings)} in its {split} split",
+                            "choose fewer groupings, or name the datasets with --datasets")
+        click.echo(f"per-group figures on {', '.join(names)} (the datasets that label {', '.join(groupings)})", err=True)
     evaluation = evaluate_model(model, data_root, names, split, limit=limit, by=groupings)
     click.echo(format_table(evaluation, split))
     if groupings:

@@ -86,6 +86,21 @@ def _group_order(grouping):
     return lambda name: order.index(name) if name in order else len(order)
 
 
+def labels_groups(built, split, grouping):
+    """Whether `split` of `built` (a `BuiltDataset`) labels `grouping`'s field for some faces, by
+    its manifest: race and gender counted by value; an age band needs the age task (years or groups)."""
+    if grouping == "age_band":
+        return "age" in built.manifest.get("tasks", ())
+    counts = built.splits.get(split, {}).get("labels", {}).get(grouping, {})
+    return any(value != "missing" for value in counts)
+
+
+def grouped_datasets(root, datasets, split, groupings):
+    """The datasets among `datasets` whose `split` labels every one of `groupings`."""
+    return [name for name in datasets
+            if all(labels_groups(BuiltDataset.open(root, name), split, g) for g in groupings)]
+
+
 def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0, partition_seed=0, by=()):
     """{"overall": metrics, "by_dataset": {name: metrics}} for the datasets that have `split`;
     with `by` (groupings from GROUPINGS), also {"by_group": {dataset: {grouping: {group: metrics}}}}.

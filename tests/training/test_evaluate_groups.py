@@ -40,3 +40,31 @@ def test_groups_by_race_gender_and_age_band():
 def test_an_unknown_grouping_is_refused():
     with pytest.raises(ValueError, match="unknown grouping 'hair'"):
         group_keys(labels(age=[1]), "hair")
+
+
+def test_evaluate_by_groups_runs_on_the_datasets_that_label_them(tiny_records, tmp_path):
+    """`evaluate --by` without --datasets skips the datasets without the groups' labels (on the
+    release records: FER2013, GENKI-4K and CelebA, half the test faces), and says which it used."""
+    import json
+
+    from click.testing import CliRunner
+
+    from facenet_mtl.cli import main
+    from facenet_mtl.models import build_model
+
+    path = tmp_path / "m.h5"
+    build_model("compact", ("age", "gender", "emotion", "smile"), 32,
+                backbone_args={"widths": (8,), "stem_width": 8}).save(path)
+    runner = CliRunner()
+    out = tmp_path / "e.json"
+    done = runner.invoke(main, ["evaluate", str(path), "--data", str(tiny_records), "--by", "race,gender,age_band",
+                                "--json", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "per-group figures on utkface (the datasets that label race, gender, age_band)" in done.output
+    evaluation = json.loads(out.read_text())
+    assert list(evaluation["by_dataset"]) == ["utkface"] and set(evaluation["by_group"]["utkface"]) == {
+        "race", "gender", "age_band"}
+    named = runner.invoke(main, ["evaluate", str(path), "--data", str(tiny_records), "--by", "gender",
+                                 "--datasets", "utkface,fer2013", "--json", str(out)])
+    assert named.exit_code == 0, named.output
+    assert list(json.loads(out.read_text())["by_dataset"]) == ["utkface", "fer2013"]
