@@ -3,6 +3,9 @@
 Works with any Keras model whose outputs follow our names (a run's model in memory, or an
 `.h5` / `.keras` file loaded with plain Keras), so `facenet-mtl evaluate` and training share it.
 """
+import time
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -19,15 +22,27 @@ AGE_BANDS = (("0-12", 0, 12), ("13-19", 13, 19), ("20-39", 20, 39), ("40-59", 40
 GROUPINGS = ("race", "gender", "age_band")
 
 
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def traced_forward(model):
+    """`model`'s inference pass as one traced function, made once per model (the last, smaller
+    batch of a split retraces it once): eager calls cost a model that averages 10 views per face
+    about half as much again."""
+    if model not in _FORWARD:
+        held = weakref.ref(model)  # the function must not keep its key alive
+        _FORWARD[model] = tf.function(lambda images: held()(tf.cast(images, tf.float32), training=False),
+                                      reduce_retracing=True)
+    return _FORWARD[model]
+
+
 def predict_split(model, built, split, batch_size=128, limit=0, partition_seed=0):
     """(predictions by output name, labels by field) for one split of `built` (a `BuiltDataset`),
     as numpy arrays."""
     size = int(model.input_shape[1])
     ds = read_split(built, split, size, limit=limit, cache=False,
                     partition_seed=partition_seed).batch(batch_size)
-    # One traced forward pass (the last, smaller batch retraces once): eager calls cost a test-time
-    # averaged model (10 views per face) several times the work.
-    forward = tf.function(lambda images: model(tf.cast(images, tf.float32), training=False), reduce_retracing=True)
+    forward = traced_forward(model)
     preds, labels = {}, {k: [] for k in LABELS}
     labels["file_id"] = []
     for batch in ds:
@@ -110,11 +125,13 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
         raise DataError(root, f"no dataset has a split '{split}' (built splits: "
                         + "; ".join(f"{name}: {dataset.built_splits()}" for name, dataset in built.items()) + ")",
                         "choose one of the built splits with --split")
-    by_dataset, all_preds, all_labels, by_group = {}, {}, {}, {}
+    by_dataset, all_preds, all_labels, by_group, seconds = {}, {}, {}, {}, {}
     for name in datasets:
         if split not in built[name].splits:
             continue
+        started = time.perf_counter()
         preds, labels = predict_split(model, built[name], split, batch_size, limit, partition_seed)
+        seconds[name] = round(time.perf_counter() - started, 1)
         by_dataset[name] = task_metrics(preds, labels)
         if by:
             by_group[name] = metrics_by_group(preds, labels, by)
@@ -126,7 +143,7 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
         return {"overall": {"n": 0}, "by_dataset": {}}
     overall = task_metrics({k: np.concatenate(v) for k, v in all_preds.items()},
                            {k: np.concatenate(v) for k, v in all_labels.items()})
-    result = {"overall": overall, "by_dataset": by_dataset}
+    result = {"overall": overall, "by_dataset": by_dataset, "seconds_by_dataset": seconds}
     if by:
         result["by_group"] = by_group
     return result
