@@ -137,9 +137,13 @@ def training_stages(run_dir: str | Path) -> list[dict[str, Any]]:
             run_dir = parent / init
         elif Path(init).is_file() and RELEASE_MODEL.is_file() and sha256_of(init) == sha256_of(RELEASE_MODEL):
             training = release_info().get("training", {})
-            stages.extend(reversed(training.get("stages") or [
-                {"run": release_info().get("run"), "epochs": training.get("epochs"),
-                 "train_seconds": training.get("train_seconds")}]))
+            earlier = training.get("stages") or [{"run": release_info().get("run"), "epochs": training.get("epochs"),
+                                                  "train_seconds": training.get("train_seconds")}]
+            if earlier[-1]["run"] == stages[-1]["run"]:
+                # this run is already the shipped model (published again; its init path, the
+                # package's release.h5, now holds it): the stages before it are the ones before
+                earlier = earlier[:-1]
+            stages.extend(reversed(earlier))
         else:
             stages.append({"run": str(init), "epochs": None, "train_seconds": None})
     return stages[::-1]

@@ -72,6 +72,11 @@ def test_publish_measures_the_model_and_names_every_stage_even_through_a_warm_re
     warm = run(tiny_records, runs, "stage-c", stage="finetune", init=str(shipped), train=TRAIN, data=DATA,
                model=FOUR)
     assert [s["run"] for s in release.training_stages(warm)] == ["stage-a", "stage-b", "stage-c"]
+    # published, then published again: its init path (the package's release.h5) now holds stage-c
+    again = release.publish_release(warm, tiny_records)
+    assert [s["run"] for s in again["training"]["stages"]] == ["stage-a", "stage-b", "stage-c"]
+    assert [s["run"] for s in release.publish_release(warm, tiny_records)["training"]["stages"]] == [
+        "stage-a", "stage-b", "stage-c"]
     # a model file from elsewhere ends the chain with its path
     other = tmp_path / "other.h5"
     other.write_bytes(shipped.read_bytes() + b"\0")
