@@ -4,7 +4,7 @@ traced Keras forward pass (what `FacePredictor` calls), onnxruntime and LiteRT, 
     .venv/bin/python benchmarks/bench_predict.py [MODEL] [--repeats 30]
 
 MODEL defaults to the shipped model; the ONNX and LiteRT files are written by
-`facenet_mtl.inference.exporting` (checked against Keras) into a temporary folder. Each figure is
+`facenet_mtl.artifact.exporting` (checked against Keras) into a temporary folder. Each figure is
 the median over `--repeats` calls after two warm-up calls, in ms per call and ms per face.
 Needs the `export` extra (pip install "facenet-mtl[export]").
 """
@@ -40,7 +40,7 @@ def main():
 
     import keras
 
-    from facenet_mtl.inference import exporting
+    from facenet_mtl.artifact import exporting
     from facenet_mtl.weights import release_model_path
 
     path = Path(args.model) if args.model else release_model_path()

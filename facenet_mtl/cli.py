@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
 from facenet_mtl.errors import DataError
 from facenet_mtl.training.rundir import FINISH_KEYS
 
@@ -76,7 +77,7 @@ def main(verbose=False):
 @click.argument("dataset", required=False)
 @click.option("--source", type=click.Path(), help="Folder (or file) with the dataset's native files.")
 @click.option("--out", type=click.Path(), default="data_out", show_default=True, help="Records root.")
-@click.option("--image-size", default=112, show_default=True, help="Square face size stored.")
+@click.option("--image-size", default=DEFAULT_IMAGE_SIZE, show_default=True, help="Square face size stored.")
 @click.option("--workers", default=0, help="Processes for decode/crop/encode (0: all cores).")
 @click.option("--limit", default=0, help="Keep at most N records (smoke runs).")
 @click.option("--force", is_flag=True, help="Rebuild even if finished shards exist.")
@@ -295,8 +296,9 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
       facenet-mtl evaluate --data data_out/release --by race,gender,age_band
       facenet-mtl evaluate runs/real-mtl/model.h5 --data data_out --split test
     """
+    from facenet_mtl.artifact.loading import load_keras_model
+    from facenet_mtl.artifact.spec import spec_of_file
     from facenet_mtl.data.built_dataset import built_dataset_names
-    from facenet_mtl.inference.predictor import load_keras_model
     from facenet_mtl.training.evaluate import (GROUPINGS, evaluate_model, format_group_tables, format_table,
                                                grouped_datasets)
 
@@ -310,6 +312,7 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
 
         model_path = release_model_path()
     model = load_keras_model(model_path, trust_saved_model=trust_saved_model)
+    heads = spec_of_file(model_path, model).task_objects()
     names = [d for d in datasets.split(",") if d] or built_dataset_names(data_root) if Path(data_root).is_dir() else []
     if not names:
         raise DataError(data_root, "holds no built datasets (no */manifest.json)", "run facenet-mtl build-tfrecords first")
@@ -319,10 +322,10 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
             raise DataError(data_root, f"no built dataset labels {', '.join(groupings)} in its {split} split",
                             "choose fewer groupings, or name the datasets with --datasets")
         click.echo(f"per-group figures on {', '.join(names)} (the datasets that label {', '.join(groupings)})", err=True)
-    evaluation = evaluate_model(model, data_root, names, split, limit=limit, by=groupings)
-    click.echo(format_table(evaluation, split))
+    evaluation = evaluate_model(model, data_root, names, split, limit=limit, by=groupings, heads=heads)
+    click.echo(format_table(evaluation, split, heads))
     if groupings:
-        click.echo("\n" + format_group_tables(evaluation))
+        click.echo("\n" + format_group_tables(evaluation, heads))
     if json_out:
         Path(json_out).write_text(json.dumps(evaluation, indent=2))
 
@@ -393,7 +396,7 @@ def _write_predictions(predictor, found, fmt, camera, options):
     from facenet_mtl.inference.video import predict_camera
 
     started = time.time()
-    writer = RecordWriter(sys.stdout, fmt)
+    writer = RecordWriter(sys.stdout, fmt, predictor.heads)
     counts = {"records": 0, "faces": 0, "errors": 0}
     annotated = set()
     if camera is not None:
@@ -526,11 +529,12 @@ def export_cmd(model_path, fmt, out):
       facenet-mtl export --format onnx --out face.onnx
       facenet-mtl export runs/real-mtl/model.h5 --format saved_model --out serving/face
     """
-    from facenet_mtl.inference.exporting import ExportCheckError, export_model_file
+    from facenet_mtl.artifact.exporting import ExportCheckError, export_model_file
+    from facenet_mtl.demo.faces import sample_faces
     from facenet_mtl.weights import release_model_path
 
     try:
-        result = export_model_file(model_path or release_model_path(), fmt, out)
+        result = export_model_file(model_path or release_model_path(), fmt, out, samples=sample_faces)
     except ExportCheckError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from facenet_mtl.artifact.saving import save_h5
+from facenet_mtl.artifact.spec import spec_of_file
 from facenet_mtl.data.built_dataset import BuiltDataset, built_dataset_names
-from facenet_mtl.data.schema import EMOTIONS, GENDERS, SMILES
 from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, grouped_datasets
-from facenet_mtl.training.export import save_h5
 from facenet_mtl.weights import RELEASE_INFO, RELEASE_MODEL, WEIGHTS_DIR, sha256_of
 
 CARD = WEIGHTS_DIR / "MODEL_CARD.md"
@@ -74,11 +74,12 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     config = json.loads((run_dir / "config.json").read_text())
     stages = training_stages(run_dir)  # before the package's release.h5 is overwritten: it may be an init
     model = keras.models.load_model(run_dir / "model.h5", compile=False)
+    spec = spec_of_file(run_dir / "model.h5", model)
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-    save_h5(model, RELEASE_MODEL)  # the portable .h5: every Keras 3 from 3.4 on loads it
+    save_h5(model, RELEASE_MODEL, spec)  # the portable .h5 (every Keras 3 from 3.4 on loads it), its spec inside
     started = time.time()
     datasets = built_dataset_names(data_root)
-    evaluation = evaluate_model(model, data_root, datasets, "test", by=GROUPINGS)
+    evaluation = evaluate_model(model, data_root, datasets, "test", by=GROUPINGS, heads=spec.task_objects())
     evaluation["seconds"] = round(time.time() - started, 1)
     # what `facenet-mtl evaluate --data ... --by race,gender,age_band` spends in the model: the
     # datasets that label every grouping
@@ -92,11 +93,11 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
         "trained_on": "real",
         "description": config.get("description", ""),
         "run": config.get("name", run_dir.name),
-        "tasks": list(config["model"]["tasks"]),
-        "input_size": int(model.input_shape[1]),
+        "tasks": list(spec.task_names),
+        "input_size": spec.input_size,
         "input": "RGB, 0-255, a face aligned to facenet_mtl.data.faces.TEMPLATE (crop_face)",
-        "labels": {"gender": list(GENDERS), "emotion": list(EMOTIONS), "smile": list(SMILES),
-                   "age": "years, the expectation over 101 one-year bins (age_probs)"},
+        "labels": {**spec.labels(), **{t.name: t.task().output_descriptions()[t.outputs[0]]
+                                        for t in spec.tasks if not t.labels}},
         "figures": _headline(evaluation, photos),
         "training": {"datasets": list(config["data"]["datasets"]), "epochs": metrics.get("epochs"),
                      "train_seconds": metrics.get("train_seconds"), "stages": stages,

@@ -34,6 +34,7 @@ SMILES = ("no_smile", "smile")
 KINDS = ("age", "binary", "categorical")
 AGE_OUTPUTS = ("age", "age_probs")  # the expectation, then the bins it is computed from
 REDUCTION = "mean_with_sample_weight"  # divide by the weights' sum: masked samples don't dilute
+AGE_RANGE = (0.1, 0.9)  # the percentiles of the age bins' distribution that `age_range` reports
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,37 @@ class Task:
         return {"label": self.classes[int(probs.argmax())],
                 "probabilities": {name: round(float(p), 4) for name, p in zip(self.classes, probs)}}
 
+    def readout(self, out) -> dict:
+        """One face's outputs -> {result key: value}: the task's prediction under its name and, for
+        age with its bins, `age_range` (the 80 % interval of the bins' distribution); {} without its head."""
+        prediction = self.describe(out)
+        if prediction is None:
+            return {}
+        if self.kind == "age" and "age_probs" in out:
+            return {self.name: prediction, "age_range": age_range(out["age_probs"].reshape(-1))}
+        return {self.name: prediction}
+
+    def csv_columns(self) -> list:
+        """The columns of its prediction in `predict --format csv`."""
+        if self.kind == "age":
+            return [self.name, "age_range_low", "age_range_high"]
+        if self.kind == "binary":
+            return [self.name, f"{self.name}_probability"]
+        return [self.name] + [f"{self.name}_{label}" for label in self.classes]
+
+    def csv_cells(self, face) -> dict:
+        """{column: value} of its prediction in one face's result ({} when the face has none)."""
+        if self.name not in face:
+            return {}
+        prediction = face[self.name]
+        if self.kind == "age":
+            low, high = face.get("age_range", ("", ""))
+            return {self.name: prediction, "age_range_low": low, "age_range_high": high}
+        if self.kind == "binary":
+            return {self.name: prediction["label"], f"{self.name}_probability": prediction["probability"]}
+        return {self.name: prediction["label"],
+                **{f"{self.name}_{k}": v for k, v in prediction["probabilities"].items()}}
+
     def text(self, prediction, probabilities=True) -> str:
         """The short text of its prediction in a face's label, e.g. "34y", "happy 0.81"."""
         if self.text_of is not None:
@@ -207,6 +239,18 @@ class Task:
     def plot_names(self) -> tuple:
         """The learning-curve files of its outputs."""
         return tuple(f"curves_{output}.png" for output in self.outputs)
+
+
+def age_range(probs, percentiles=AGE_RANGE) -> list:
+    """[low, high] years: the `percentiles` of the distribution `probs` over the one-year age bins,
+    each the first bin where the cumulative probability reaches it.
+
+    >>> age_range(np.eye(AGE_BINS)[30])
+    [30, 30]
+    """
+    cdf = np.cumsum(np.asarray(probs, np.float64))
+    cdf = cdf / max(cdf[-1], 1e-12)
+    return [int(min(np.searchsorted(cdf, q - 1e-9), MAX_AGE)) for q in percentiles]
 
 
 def _age_targets(example, value, known, weight, age_sigma):

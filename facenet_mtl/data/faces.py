@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facenet_mtl.data import images
+from facenet_mtl.data.schema import FACE_MARGIN
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -202,7 +203,7 @@ def align_by_framing(rgb: np.ndarray, framing: ArrayLike, size: int) -> np.ndarr
     return align_face(rgb, points, size)
 
 
-def crop_face(rgb: np.ndarray, face_or_box: Face | Sequence[float], size: int, margin: float = 0.4) -> np.ndarray:
+def crop_face(rgb: np.ndarray, face_or_box: Face | Sequence[float], size: int, margin: float = FACE_MARGIN) -> np.ndarray:
     """The model's input for one detected face: aligned by its landmarks when it has them (what
     training records get); a bare box (no landmarks) gets the box crop with `margin`."""
     if isinstance(face_or_box, Face):

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from facenet_mtl.data.schema import FACE_MARGIN
 from facenet_mtl.errors import DataError
 
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ def _array_to_rgb(array):
     raise CorruptImageError("<array>", f"expected an HxW or HxWx3 array, got shape {array.shape}")
 
 
-def crop_box_with_margin(rgb: np.ndarray, box: Sequence[float], margin: float = 0.4,
+def crop_box_with_margin(rgb: np.ndarray, box: Sequence[float], margin: float = FACE_MARGIN,
                          border: str = "edge") -> np.ndarray:
     """The square around `box`'s centre, `margin` of the box size added on each side.
 

@@ -16,7 +16,7 @@ from facenet_mtl.data import record_format
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.errors import DataError
 from facenet_mtl import tasks
-from facenet_mtl.data.schema import LABEL_FIELDS, MAX_AGE, MISSING, TASKS
+from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE, LABEL_FIELDS, MAX_AGE, MISSING, TASKS
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -25,7 +25,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 class InputSpec:
     root: str
     datasets: tuple
-    image_size: int = 112  # model input size; records are resized to it when they differ
+    image_size: int = DEFAULT_IMAGE_SIZE  # model input size; records are resized to it when they differ
     batch_size: int = 64
     mixing: str = "oversample_to_largest"  # | "weights" | "natural"
     sampling_weights: tuple = ()  # ((dataset, weight), ...), for mixing="weights"

@@ -30,7 +30,8 @@ import numpy as np
 from facenet_mtl.data import record_format
 from facenet_mtl.data.built_dataset import VERSION, dataset_dir, manifest_path, shard_dir
 from facenet_mtl.errors import DataError
-from facenet_mtl.data.schema import CLASS_FIELDS, LABEL_FIELDS, MISSING, SCHEMA_VERSION, full_labels
+from facenet_mtl.data.schema import (CLASS_FIELDS, DEFAULT_IMAGE_SIZE, FACE_MARGIN, LABEL_FIELDS, MISSING, SCHEMA_VERSION,
+                                     full_labels)
 from facenet_mtl.locks import exclusive
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,12 @@ MAX_WORKERS = 256
 class BuildOptions:
     """How to build; every value is checked here, on construction, before any work starts."""
 
-    image_size: int = 112
+    image_size: int = DEFAULT_IMAGE_SIZE
     workers: int = 0  # 0: all cores
     limit: int = 0  # 0: no limit
     force: bool = False
     shard_size: int = 4096
-    margin: float = 0.4  # face box margin, as a fraction of the box size
+    margin: float = FACE_MARGIN  # face box margin, as a fraction of the box size
     no_face: str = "skip"  # what to do when detection finds no face
     jpeg_quality: int = 95
     progress: bool = True

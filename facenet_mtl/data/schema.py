@@ -13,7 +13,11 @@ from facenet_mtl.tasks import AGE_BINS, EMOTIONS, GENDERS, MAX_AGE, MISSING, SMI
 from facenet_mtl.tasks import BUILTIN_NAMES as TASK_NAMES  # noqa: F401  (the built-in four)
 
 SCHEMA_VERSION = 2  # 2: age_min/age_max (age groups), race
+# The face contract's defaults, spelled here only: the square crop's side in pixels (a build's
+# `--image-size`, a model's input size) and the margin added around a bare face box, as a fraction
+# of its size on each side (the alignment template is `faces.TEMPLATE`).
 DEFAULT_IMAGE_SIZE = 112
+FACE_MARGIN = 0.4
 
 # Race groups, for reporting figures per group (never a model output). UTKFace's ids 0-4 keep
 # their meaning; FairFace's seven groups use 0, 1 and 3 where they match and 5-8 for the rest.

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facenet_mtl.data.schema import EMOTIONS
+from facenet_mtl.data.schema import EMOTIONS, FACE_MARGIN
 
-FACE_BOX_MARGIN = 0.4  # draw_face frames the face box as crop_box_with_margin(box, 0.4) would
+FACE_BOX_MARGIN = FACE_MARGIN  # draw_face frames the face box as crop_box_with_margin(box, 0.4) would
 _SHIFT = 4  # cv2 fixed-point bits: sub-pixel precision for small faces
 _SCALE = 1 << _SHIFT
 # The face box in face units (1 unit = half the face width), centred a little below the eyes.
@@ -280,3 +280,15 @@ class _Painter:
             self.poly(np.concatenate([outline, outline[:1]]), lips, filled=False)
         else:
             self.poly(np.stack([t * width, base], 1), lips, filled=False, thickness=self.line + 1)
+
+
+def sample_faces(size: int, count: int = 8) -> np.ndarray:
+    """Drawn faces (RGB 0-255, float32) at a model's size: what `facenet-mtl export` checks an
+    exported file on."""
+    rng = np.random.default_rng(0)
+    faces = []
+    for index in range(count):
+        emotion = index % 7
+        smile = 1 if emotion == 3 else index % 2  # a happy face always smiles
+        faces.append(draw_face(age=int(rng.integers(1, 90)), gender=index % 2, emotion=emotion, smile=smile, rng=rng))
+    return np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces]).astype(np.float32)

@@ -1,8 +1,8 @@
 """What every prediction says about the model behind it: an id, and a warning when it is no real model.
 
 The shipped model (`facenet_mtl.weights`) is described by its `release.json`; any other model by
-its file: `<run>/<file>-<sha256[:8]>` as its id, and "demo" when the run's `config.json` says it
-was trained on the generated demo faces. A model that was not trained on real faces carries a
+its file: `<run>/<file>-<sha256[:8]>` as its id, and "demo" when its `ModelSpec` says it was
+trained on the generated demo faces. Its heads and their labels are the spec's. A model that was not trained on real faces carries a
 `warning`, printed by `predict` and `serve`, so nobody mistakes its outputs for a real model's.
 
 >>> card = ModelCard(id="m.h5-0123abcd", trained_on="demo")
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facenet_mtl import weights
-from facenet_mtl.data.schema import TASKS
+from facenet_mtl.artifact.spec import ModelSpec
 
 WARNINGS = {
     "untrained": "is an UNTRAINED placeholder: its predictions are random, not estimates",
@@ -38,6 +38,15 @@ class ModelCard:
     tasks: tuple = ()
     figures: dict = field(default_factory=dict)
     path: str = ""
+    labels: dict = field(default_factory=dict)  # {task: label names}, from the model's spec
+    heads: list = field(default_factory=list)  # [{"name", "kind", "labels", "line"}]: how to read each
+
+    def set_spec(self, spec: ModelSpec) -> None:
+        """Take the tasks, their labels and kinds from the model file's `spec`."""
+        self.tasks = spec.task_names
+        self.labels = spec.labels()
+        self.heads = [{"name": t.name, "kind": t.kind, "labels": list(t.labels), "line": t.line or t.name}
+                      for t in spec.tasks]
 
     @property
     def warning(self) -> str | None:
@@ -48,25 +57,32 @@ class ModelCard:
         """JSON-ready: the fields, each task's label names, and the warning when there is one."""
         card = asdict(self)
         card["tasks"] = list(self.tasks)
-        card["labels"] = {name: list(TASKS[name].classes) for name in self.tasks if TASKS[name].classes}
         if self.warning:
             card["warning"] = self.warning
         return card
 
 
-def describe(path: str | Path) -> ModelCard:
-    """The card of the model at `path` (the shipped model is recognised by its location)."""
+def describe(path: str | Path, spec: ModelSpec | None = None) -> ModelCard:
+    """The card of the model at `path` with its `spec` (the shipped model is recognised by its
+    location)."""
     path = Path(path)
     if path.resolve() == weights.RELEASE_MODEL.resolve():
         info = weights.release_info()
-        return ModelCard(id=weights.model_id(info), trained_on=info.get("trained_on", "unknown"),
+        card = ModelCard(id=weights.model_id(info), trained_on=info.get("trained_on", "unknown"),
                          version=str(info.get("version", "")), description=info.get("description", ""),
                          input_size=int(info.get("input_size", 0)), tasks=tuple(info.get("tasks", ())),
                          figures=dict(info.get("figures", {})), path=str(path))
-    run_dir = path.parent
-    name = f"{run_dir.name}/{path.name}" if (run_dir / "config.json").is_file() else path.name
-    return ModelCard(id=f"{name}-{_content_digest(path)[:8]}", trained_on=_trained_on(run_dir),
-                     figures=_test_figures(run_dir), path=str(path))
+    else:
+        run_dir = path.parent
+        name = f"{run_dir.name}/{path.name}" if (run_dir / "config.json").is_file() else path.name
+        # "real" stays "unknown": a file alone cannot prove its data were real.
+        trained_on = "demo" if spec is not None and spec.trained_on == "demo" else "unknown"
+        card = ModelCard(id=f"{name}-{_content_digest(path)[:8]}", trained_on=trained_on,
+                         figures=_test_figures(run_dir), path=str(path))
+    if spec is not None:
+        card.input_size = spec.input_size
+        card.set_spec(spec)
+    return card
 
 
 def _content_digest(path):
@@ -78,15 +94,6 @@ def _content_digest(path):
         digest.update(str(member.relative_to(path)).encode())
         digest.update(weights.sha256_of(member).encode())
     return digest.hexdigest()
-
-
-def _trained_on(run_dir):
-    """"demo" when the run's resolved config reads the demo records (`report.data_kind`), else
-    "unknown": a run folder alone cannot prove its data were real."""
-    from facenet_mtl.training.report import data_kind
-
-    config = _read_json(run_dir / "config.json")
-    return "demo" if config and data_kind(config) == "demo" else "unknown"
 
 
 def _test_figures(run_dir):

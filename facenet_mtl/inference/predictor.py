@@ -5,8 +5,10 @@
         print(face["box"], face["confidence"], face["age"], face["emotion"]["label"])
     predictor.predict(["a.jpg", "b.jpg"])          # several -> one list of faces per image
 
-Each image is searched for faces once (`FaceDetector`), every face is cropped the way training
-crops are (`crop_face`), and all the crops of a batch of images go through the model together.
+Each image is searched for faces once (`FaceDetector`), every face is cropped the way the model
+file's `ModelSpec` says its training crops were (`crop_face` at its input size and margin), and
+all the crops of a batch of images go through the model together. The heads read, their labels
+and their text are the spec's, not the running process's task registry.
 """
 import functools
 import os
@@ -15,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet_mtl.data import images
-from facenet_mtl.errors import DataError
-from facenet_mtl.data.faces import FaceDetector, crop_face
 from facenet_mtl import tasks as task_registry
-from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
-from facenet_mtl.inference.loading import MODEL_SUFFIXES, load_keras_model  # noqa: F401  (re-exported)
+from facenet_mtl.artifact.loading import MODEL_SUFFIXES, load_keras_model  # noqa: F401  (re-exported)
+from facenet_mtl.artifact.spec import derive_spec, spec_of_file
+from facenet_mtl.data import images
+from facenet_mtl.data.faces import FaceDetector, crop_face
+from facenet_mtl.errors import DataError
 from facenet_mtl.inference.model_card import ModelCard, describe
 
 
@@ -50,19 +52,24 @@ class FacePredictor:
       "emotion": {"label": "happy", "probabilities": {"angry": 0.01, ...}},  # all 7, sum 1
       "smile": {"label": "smile", "probability": 0.88}}`     # probability of that label
 
+    An age head with its bins also gives `"age_range": [low, high]`, the 80 % interval of its
+    distribution (`tasks.age_range`). `spec` (a `ModelSpec`; None: derived from the model's
+    outputs) says which heads there are, their labels, the input size and the crop's margin.
     `card` (a `ModelCard`) names the model in every output: `model_id`, and `warning` when the
     model was not trained on real faces.
     """
 
-    def __init__(self, model, detector=None, margin=None, batch_size=64, card=None):
+    def __init__(self, model, detector=None, margin=None, batch_size=64, card=None, spec=None):
         self.model = model
-        size = model.input_shape[1]
-        self.input_size = int(size) if size is not None else DEFAULT_IMAGE_SIZE
+        self.spec = spec or derive_spec(model)
+        self.heads = self.spec.task_objects()
+        self.input_size = self.spec.input_size
         self.detector = detector
-        self.margin = margin  # None: crop_face's own framing (the training crop)
+        self.margin = self.spec.margin if margin is None else margin
         self.batch_size = batch_size
-        self.card = card or ModelCard(id=getattr(model, "name", "model"), input_size=self.input_size)
+        self.card = card or ModelCard(id=getattr(model, "name", "model"))
         self.card.input_size = self.input_size
+        self.card.set_spec(self.spec)
         self._forward = _compiled_forward(model)
 
     @classmethod
@@ -73,7 +80,8 @@ class FacePredictor:
 
             path = release_model_path()
         model = load_keras_model(path, trust_saved_model=trust_saved_model)
-        return cls(model, card=describe(path), **kwargs)
+        spec = spec_of_file(path, model)
+        return cls(model, card=describe(path, spec), spec=spec, **kwargs)
 
     @property
     def model_id(self):
@@ -84,15 +92,12 @@ class FacePredictor:
         return self.card.warning
 
     def describe(self):
-        """The model card as a dict, with the tasks read from the model's own outputs."""
-        if not self.card.tasks:
-            self.card.tasks = self.tasks()
+        """The model card as a dict: its tasks, heads and labels as the model's spec states them."""
         return self.card.as_dict()
 
     def tasks(self):
-        """The tasks this model's heads predict, in the schema's order (one forward pass of zeros)."""
-        outputs = dict(self._forward(np.zeros((1, self.input_size, self.input_size, 3), np.float32)))
-        return tuple(task.name for task in task_registry.TASKS.values() if set(task.outputs) & set(outputs))
+        """The tasks this model's heads predict, as its spec lists them."""
+        return self.spec.task_names
 
     def predict_faces(self, crops):
         """Face crops (N, S, S, 3), RGB 0-255 -> one result dict per face (no box)."""
@@ -105,7 +110,7 @@ class FacePredictor:
             for name, value in dict(batch).items():
                 outputs.setdefault(name, []).append(np.asarray(value, np.float32))
         outputs = {k: np.concatenate(v) for k, v in outputs.items()}
-        return [_describe({k: v[i] for k, v in outputs.items()}) for i in range(len(crops))]
+        return [_describe({k: v[i] for k, v in outputs.items()}, self.heads) for i in range(len(crops))]
 
     def predict(self, images_or_paths, detect=True):
         """Faces in one image (a path or an RGB array) or, for a list of them, one list per image.
@@ -154,14 +159,12 @@ class FacePredictor:
         return self.detector.detect(rgb)
 
     def _crop(self, rgb, face):
-        if self.margin is None:
-            return crop_face(rgb, face, self.input_size)
         return crop_face(rgb, face, self.input_size, self.margin)
 
     def write_annotated(self, paths, results, out_dir):
         """Annotated copies of `paths` under `out_dir`, one distinct name per input (see
         `annotated_names`); returns the paths written. `out_dir` must not be a file."""
-        return write_annotated(paths, results, out_dir)
+        return write_annotated(paths, results, out_dir, heads=self.heads)
 
 
 def _is_one_image(item):
@@ -171,13 +174,11 @@ def _is_one_image(item):
     return isinstance(item, np.ndarray) and item.ndim in (2, 3)
 
 
-def _describe(out):
-    """One face's head outputs -> its result dict (see `FacePredictor`): each task's prediction."""
+def _describe(out, heads):
+    """One face's head outputs -> its result dict (see `FacePredictor`): each head's readout."""
     result = {}
-    for task in task_registry.TASKS.values():
-        prediction = task.describe(out)
-        if prediction is not None:
-            result[task.name] = prediction
+    for task in heads:
+        result.update(task.readout(out))
     return result
 
 
@@ -188,15 +189,16 @@ LABEL_MAX_PX = 40
 BOX_COLOUR = (40, 220, 40)
 
 
-def face_label(face):
+def face_label(face, heads=None):
     """The short text for one face result, e.g. "34y M 0.97 | happy | smile"."""
-    return " | ".join(label_lines(face, probabilities=False))
+    return " | ".join(label_lines(face, probabilities=False, heads=heads))
 
 
-def label_lines(face, probabilities=True):
-    """The label as lines, one per head group (`Task.line`): ["34y M 0.97", "happy 0.81", "smile 0.88"]."""
+def label_lines(face, probabilities=True, heads=None):
+    """The label as lines, one per head group (`Task.line`): ["34y M 0.97", "happy 0.81", "smile 0.88"];
+    `heads` a model's tasks (`ModelSpec.task_objects()`), None: the registered ones."""
     lines = {}
-    for task in task_registry.TASKS.values():
+    for task in task_registry.TASKS.values() if heads is None else heads:
         if task.name in face:
             lines.setdefault(task.line or task.name, []).append(task.text(face[task.name], probabilities))
     return [" ".join(parts) for parts in lines.values()]
@@ -208,7 +210,7 @@ def label_text_px(box):
     return int(np.clip(round(0.1 * side), LABEL_MIN_PX, LABEL_MAX_PX))
 
 
-def annotate(rgb, faces):
+def annotate(rgb, faces, heads=None):
     """A copy of `rgb` with each face's box and its label lines (`label_lines`) drawn on it.
 
     The text scales with the face box and is never under 12 px tall; the label sits above the
@@ -225,7 +227,7 @@ def annotate(rgb, faces):
         text_px = label_text_px((x1, y1, x2, y2))
         scale, thickness = (text_px + 0.5) / unit_px, max(1, round(text_px / 12))
         cv2.rectangle(canvas, (x1, y1), (x2, y2), BOX_COLOUR, max(2, round(text_px / 6)))
-        lines = label_lines(face)
+        lines = label_lines(face, heads=heads)
         if not lines:
             continue
         sizes = [cv2.getTextSize(line, font, scale, thickness) for line in lines]
@@ -289,16 +291,16 @@ def check_out_dir(out_dir):
     return out_dir
 
 
-def write_annotated(paths, results, out_dir, names=None):
+def write_annotated(paths, results, out_dir, names=None, heads=None):
     """Annotated copies of image `paths` (their `results` drawn) under `out_dir`; the paths
     written, one per input, never two inputs on one file (`annotated_names`)."""
     out_dir = check_out_dir(out_dir)
     names = names if names is not None else annotated_names(paths)
-    return [save_annotated(images.load_rgb(os.fspath(path)), faces, out_dir / name)
+    return [save_annotated(images.load_rgb(os.fspath(path)), faces, out_dir / name, heads)
             for path, faces, name in zip(paths, results, names)]
 
 
-def save_annotated(rgb, faces, target):
+def save_annotated(rgb, faces, target, heads=None):
     """`annotate(rgb, faces)` written to `target` (its folder made); returns `target`."""
     import cv2
 
@@ -308,6 +310,6 @@ def save_annotated(rgb, faces, target):
     except OSError as exc:
         raise DataError(target.parent, f"cannot be made as a folder ({exc.strerror})",
                         "give --out a folder path that can be created") from None
-    if not cv2.imwrite(str(target), cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(target), cv2.cvtColor(annotate(rgb, faces, heads), cv2.COLOR_RGB2BGR)):
         raise DataError(target, "could not be written", "check that the --out folder is writable")
     return target

@@ -3,19 +3,22 @@
 A record: `{"path", ["frame", "time_s",] "model", "faces": [...], ["note"], ["annotated"],
 ["warning"], ["error"]}`: `faces` as `FacePredictor` gives them, `note` when no face was found,
 `annotated` the file `--out` wrote, `warning` when the model was not trained on real faces,
-`error` for an image that could not be read (its `faces` is then empty).
+`error` for an image that could not be read (its `faces` is then empty). The CSV's columns are
+the model's heads' (`Task.csv_columns`, from its `ModelSpec`), so a head no column names is never
+dropped.
 """
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from facenet_mtl.data.schema import EMOTIONS
+from facenet_mtl import tasks as task_registry
 
 if TYPE_CHECKING:
+    from facenet_mtl.tasks import Task
     from facenet_mtl.inference.model_card import ModelCard
 
 NO_FACE_NOTE = "no face found"
@@ -36,12 +39,17 @@ def make_record(card: ModelCard, path: str | Path, faces: list[dict[str, Any]], 
     return record
 
 
-CSV_COLUMNS = (["path", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "confidence", "age", "gender",
-                "gender_probability", "emotion"] + [f"emotion_{name}" for name in EMOTIONS]
-               + ["smile", "smile_probability", "model", "annotated", "note", "warning", "error"])
+FACE_COLUMNS = ["path", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "confidence"]
+RECORD_COLUMNS = ["model", "annotated", "note", "warning", "error"]
 
 
-def csv_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+def csv_columns(heads: Sequence[Task] | None = None) -> list[str]:
+    """The CSV header for a model's `heads` (None: the registered tasks)."""
+    heads = task_registry.TASKS.values() if heads is None else heads
+    return FACE_COLUMNS + [column for task in heads for column in task.csv_columns()] + RECORD_COLUMNS
+
+
+def csv_rows(record: Mapping[str, Any], heads: Sequence[Task] | None = None) -> list[dict[str, Any]]:
     """One row per face (a record without faces still gets one row, its face fields empty)."""
     common = {k: record.get(k, "") for k in ("path", "frame", "time_s", "model", "annotated", "note",
                                                 "warning", "error")}
@@ -49,14 +57,10 @@ def csv_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [common]
     rows = []
     for index, face in enumerate(record["faces"]):
-        row = dict(common, face=index, confidence=face.get("confidence"), age=face.get("age", ""))
+        row = dict(common, face=index, confidence=face.get("confidence"))
         row.update(zip(("x1", "y1", "x2", "y2"), face["box"]))
-        for head in ("gender", "smile"):
-            if head in face:
-                row[head], row[f"{head}_probability"] = face[head]["label"], face[head]["probability"]
-        if "emotion" in face:
-            row["emotion"] = face["emotion"]["label"]
-            row.update({f"emotion_{k}": v for k, v in face["emotion"]["probabilities"].items()})
+        for task in task_registry.TASKS.values() if heads is None else heads:
+            row.update(task.csv_cells(face))
         rows.append(row)
     return rows
 
@@ -64,11 +68,11 @@ def csv_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 class RecordWriter:
     """Streams records to `stream`: JSON lines (flushed each), one JSON array, or CSV rows."""
 
-    def __init__(self, stream: IO[str], fmt: str = "jsonl") -> None:
+    def __init__(self, stream: IO[str], fmt: str = "jsonl", heads: Sequence[Task] | None = None) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
-        self.stream, self.fmt, self.count = stream, fmt, 0
-        self._csv = csv.DictWriter(stream, CSV_COLUMNS, restval="", extrasaction="ignore") if fmt == "csv" else None
+        self.stream, self.fmt, self.count, self.heads = stream, fmt, 0, heads
+        self._csv = csv.DictWriter(stream, csv_columns(heads), restval="") if fmt == "csv" else None
         if self._csv:
             self._csv.writeheader()
         elif fmt == "json":
@@ -80,7 +84,7 @@ class RecordWriter:
         elif self.fmt == "json":
             self.stream.write(("," if self.count else "") + "\n" + json.dumps(record, indent=2))
         else:
-            self._csv.writerows(csv_rows(record))  # type: ignore[union-attr]  # fmt "csv": set in __init__
+            self._csv.writerows(csv_rows(record, self.heads))  # type: ignore[union-attr]  # fmt "csv": set in __init__
         self.count += 1
         self.stream.flush()
 

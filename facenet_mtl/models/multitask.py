@@ -20,6 +20,7 @@ Python attributes (they would not survive saving): the tasks are read back from 
 import keras
 
 from facenet_mtl import tasks as task_registry
+from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
 from facenet_mtl.models import heads
 from facenet_mtl.models.backbones import create_backbone, get_backbone_spec
 from facenet_mtl.models.preprocessing import preprocessing_layers
@@ -28,7 +29,7 @@ BACKBONE_LAYER = "backbone"
 INPUT_NAME = "image"
 
 
-def build_model(backbone="resnet18", tasks=("age", "gender"), input_size=112, backbone_args=None,
+def build_model(backbone="resnet18", tasks=("age", "gender"), input_size=DEFAULT_IMAGE_SIZE, backbone_args=None,
                 dropout=0.0, head_units=0, name="facenet_mtl"):
     """A functional model from RGB 0-255 images to a dict of task outputs.
 

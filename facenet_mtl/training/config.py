@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facenet_mtl import tasks as task_registry
+from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
 from facenet_mtl.training.references import check_reference  # the one schema of published rows
 
 STAGES = ("pretrain", "finetune")
@@ -40,7 +41,7 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConfig:
     backbone: str = "resnet18"
-    input_size: int = 112
+    input_size: int = DEFAULT_IMAGE_SIZE
     backbone_args: dict = field(default_factory=dict)
     tasks: tuple = ("age", "gender")
     dropout: float = 0.0

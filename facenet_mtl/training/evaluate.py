@@ -2,6 +2,8 @@
 
 Works with any Keras model whose outputs follow our names (a run's model in memory, or an
 `.h5` / `.keras` file loaded with plain Keras), so `facenet-mtl evaluate` and training share it.
+The heads figured are `tasks` (a model file's `ModelSpec.task_objects()`); None: every
+registered task whose head the predictions hold.
 """
 import time
 import weakref
@@ -57,11 +59,11 @@ def predict_split(model, built, split, batch_size=128, limit=0, partition_seed=0
     return preds, labels
 
 
-def task_metrics(preds, labels):
-    """Masked figures of every task the predictions hold (`Task.figures`): age MAE and
-    epsilon-error, accuracies, confusion matrices of categorical tasks."""
+def task_metrics(preds, labels, heads=None):
+    """Masked figures of every task the predictions hold (`Task.figures`) among `heads` (None: the
+    registered tasks): age MAE and epsilon-error, accuracies, confusion matrices of categorical tasks."""
     result = {"n": int(len(labels["age"]))}
-    for task in tasks.TASKS.values():
+    for task in _heads(heads):
         result.update(task.figures(preds, labels))
     return result
 
@@ -83,7 +85,11 @@ def group_keys(labels, grouping):
     raise ValueError(f"unknown grouping '{grouping}'; choose from {', '.join(GROUPINGS)}")
 
 
-def metrics_by_group(preds, labels, groupings):
+def _heads(heads):
+    return tuple(tasks.TASKS.values()) if heads is None else tuple(heads)
+
+
+def metrics_by_group(preds, labels, groupings, heads=None):
     """{grouping: {group name: metrics}} over the examples whose group is known."""
     out = {}
     for grouping in groupings:
@@ -92,7 +98,7 @@ def metrics_by_group(preds, labels, groupings):
         for name in sorted(set(keys) - {""}, key=_group_order(grouping)):
             mask = keys == name
             out[grouping][name] = task_metrics({k: v[mask] for k, v in preds.items()},
-                                               {k: v[mask] for k, v in labels.items()})
+                                               {k: v[mask] for k, v in labels.items()}, heads)
     return out
 
 
@@ -116,7 +122,8 @@ def grouped_datasets(root, datasets, split, groupings):
             if all(labels_groups(BuiltDataset.open(root, name), split, g) for g in groupings)]
 
 
-def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0, partition_seed=0, by=()):
+def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0, partition_seed=0, by=(),
+                   heads=None):
     """{"overall": metrics, "by_dataset": {name: metrics}} for the datasets that have `split`;
     with `by` (groupings from GROUPINGS), also {"by_group": {dataset: {grouping: {group: metrics}}}}.
     A `DataError` naming the built splits when none of the datasets has `split`."""
@@ -132,9 +139,9 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
         started = time.perf_counter()
         preds, labels = predict_split(model, built[name], split, batch_size, limit, partition_seed)
         seconds[name] = round(time.perf_counter() - started, 1)
-        by_dataset[name] = task_metrics(preds, labels)
+        by_dataset[name] = task_metrics(preds, labels, heads)
         if by:
-            by_group[name] = metrics_by_group(preds, labels, by)
+            by_group[name] = metrics_by_group(preds, labels, by, heads)
         for k, v in preds.items():
             all_preds.setdefault(k, []).append(v)
         for k, v in labels.items():
@@ -142,23 +149,23 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
     if not by_dataset:
         return {"overall": {"n": 0}, "by_dataset": {}}
     overall = task_metrics({k: np.concatenate(v) for k, v in all_preds.items()},
-                           {k: np.concatenate(v) for k, v in all_labels.items()})
+                           {k: np.concatenate(v) for k, v in all_labels.items()}, heads)
     result = {"overall": overall, "by_dataset": by_dataset, "seconds_by_dataset": seconds}
     if by:
         result["by_group"] = by_group
     return result
 
 
-def format_table(evaluation, split):
+def format_table(evaluation, split, heads=None):
     """A plain-text table: one row per dataset plus the overall row."""
-    columns = [c for task in tasks.TASKS.values() for c in task.columns()] + [("n", "n", "{}")]
+    columns = [c for task in _heads(heads) for c in task.columns()] + [("n", "n", "{}")]
     rows = [(name, m) for name, m in evaluation["by_dataset"].items()] + [("overall", evaluation["overall"])]
     return _table(rows, columns, f"split: {split}")
 
 
-def format_group_tables(evaluation):
+def format_group_tables(evaluation, heads=None):
     """One table per dataset and grouping of `evaluation["by_group"]` (figures per group)."""
-    columns = [c for task in tasks.TASKS.values() for c in task.columns(by_group=True)] + [("n", "n", "{}")]
+    columns = [c for task in _heads(heads) for c in task.columns(by_group=True)] + [("n", "n", "{}")]
     tables = []
     for dataset, groupings in evaluation.get("by_group", {}).items():
         for grouping, groups in groupings.items():

@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facenet_mtl.artifact.spec import data_kind
 from facenet_mtl.errors import DataError
 from facenet_mtl.training.references import (METRIC_KEYS, METRICS, PEER_REFERENCES, STUDY_REFERENCES,
                                              check_reference)
@@ -144,19 +145,6 @@ def _read_json(path):
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(path, f"not valid JSON: {exc}") from None
-
-
-def data_kind(config):
-    """"demo" when a run's resolved config (a dict) trained on the generated demo faces, else "real".
-
-    >>> data_kind({"name": "demo-mtl-w1111", "data": {"root": "demo_data/records"}})
-    'demo'
-    >>> data_kind({"name": "release-mtl", "data": {"root": "data_out/release"}})
-    'real'
-    """
-    root = Path(str((config.get("data") or {}).get("root", "")))
-    demo = any(part.startswith("demo") for part in root.parts) or str(config.get("name", "")).startswith("demo")
-    return "demo" if demo else "real"
 
 
 def _run_row(run_dir, config, figures, dataset):

@@ -22,7 +22,7 @@ from facenet_mtl.training.balancing import network_of
 from facenet_mtl.training.bn_recalibration import recalibrate_batch_norm
 from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.evaluate import evaluate_model
-from facenet_mtl.training.export import export_model, inference_copy
+from facenet_mtl.training.export import export_model, inference_copy, run_spec
 from facenet_mtl.training.losses import LabelledLosses
 from facenet_mtl.training.plan import build_network, phases_to_train, static_loss_weights, trained_model
 from facenet_mtl.training.plots import plot_confusions, plot_learning_curves
@@ -78,6 +78,7 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
         return run.path
     init_path = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else None
     built = _open_datasets(cfg)  # a DataError naming the build command for a dataset not built
+    check_image_size(cfg, built)
     if chief:
         if state.get("finished"):  # --refinish: unfinished on disk too until its finish completes
             state = run.mark_finished(False)
@@ -157,7 +158,7 @@ def finish_run(cfg, model, run):
                  f"({time.time() - started:.0f}s)")
     product = with_test_time_views(product, flip=cfg.model.test_time_flip, crops=cfg.model.test_time_crops,
                                    crop_scale=cfg.model.test_time_crop_scale)
-    export_model(product, run.path)
+    export_model(product, run.path, spec=run_spec(product, cfg))
     started = time.time()
     state = run.state()
     metrics = {"name": cfg.name, "splits": {}, "epochs": int(state.get("epoch", 0)),
@@ -186,6 +187,18 @@ def _load_init(model, init_path):
         raise DataError(init_path, f"cannot be loaded as a Keras model ({exc})",
                         "give a model.keras / model.h5 written by facenet-mtl") from None
     return transfer_weights(source, model)
+
+
+def check_image_size(cfg, built):
+    """A ConfigError when a dataset's records (their manifest's `image_size`) are not the model's
+    input size: resizing every record at each read would train on blurred or shrunk faces."""
+    for name, dataset in built.items():
+        size = dataset.manifest.get("image_size")
+        if size is not None and int(size) != cfg.model.input_size:
+            raise ConfigError(cfg.source or cfg.name, "model.input_size",
+                              f"the model's input is {cfg.model.input_size} px but the '{name}' records under "
+                              f"{cfg.data.root} are {size} px; build them again with --image-size "
+                              f"{cfg.model.input_size}, or set model.input_size = {size}")
 
 
 def _open_datasets(cfg):

@@ -12,7 +12,7 @@ from facenet_mtl.data.schema import EMOTIONS
 from facenet_mtl.inference.predictor import FacePredictor, NoFaceWarning, annotate, face_label, load_keras_model
 from facenet_mtl.models import build_model
 from tests.photos import face_photo, iou
-from facenet_mtl.training.export import save_saved_model
+from facenet_mtl.artifact.saving import save_saved_model
 
 
 

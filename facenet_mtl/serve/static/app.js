@@ -8,18 +8,29 @@ function pct(value, total) {
   return (100 * value / total).toFixed(3) + "%";
 }
 
-function labelLines(face) {
-  const lines = [];
-  const head = [];
-  if ("age" in face) head.push(`${Math.max(0, Math.round(face.age))}y`);
-  if ("gender" in face) head.push(`${face.gender.label} ${face.gender.probability.toFixed(2)}`);
-  if (head.length) lines.push(head.join(" · "));
-  if ("emotion" in face) {
-    const top = Object.entries(face.emotion.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 3);
-    lines.push(top.map(([name, p]) => `${name} ${p.toFixed(2)}`).join(" · "));
+// The model's heads, as GET /v1/model states them (from the model file's spec): each face's text
+// is read by head kind, so a head this page never heard of is shown too.
+let heads = [];
+
+function headText(head, face) {
+  const value = face[head.name];
+  if (head.kind === "age") {
+    const range = face.age_range ? ` (${face.age_range[0]}-${face.age_range[1]})` : "";
+    return `${Math.max(0, Math.round(value))}y${range}`;
   }
-  if ("smile" in face) lines.push(`${face.smile.label.replace("_", " ")} ${face.smile.probability.toFixed(2)}`);
-  return lines;
+  if (head.kind === "binary") return `${value.label.replaceAll("_", " ")} ${value.probability.toFixed(2)}`;
+  const top = Object.entries(value.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 3);
+  return top.map(([name, p]) => `${name.replaceAll("_", " ")} ${p.toFixed(2)}`).join(" · ");
+}
+
+function labelLines(face, known = heads) {
+  const lines = new Map();
+  known.filter((head) => head.name in face).forEach((head) => {
+    const line = head.line || head.name;
+    if (!lines.has(line)) lines.set(line, []);
+    lines.get(line).push(headText(head, face));
+  });
+  return [...lines.values()].map((parts) => parts.join(" · "));
 }
 
 function drawFaces(result) {
@@ -67,6 +78,7 @@ async function upload(file) {
       setStatus(`Error ${response.status}: ${result.error}`, true);
       return;
     }
+    await modelShown;
     drawFaces(result);
     const n = result.faces.length;
     setStatus(n ? `${n} face${n > 1 ? "s" : ""} found in ${result.milliseconds} ms` : `No face found (${result.note}).`);
@@ -79,6 +91,7 @@ async function upload(file) {
 async function showModel() {
   try {
     const card = await (await fetch("/v1/model")).json();
+    heads = card.heads || [];
     $("model").textContent = `Model: ${card.id}, ${card.input_size} px, heads: ${card.tasks.join(", ")}`;
     if (card.warning) {
       $("warning").textContent = card.warning;
@@ -100,4 +113,5 @@ drop.addEventListener("drop", (event) => {
   event.preventDefault();
   upload(event.dataTransfer.files[0]);
 });
-showModel();
+const modelShown = showModel();
+if (typeof module !== "undefined") module.exports = { labelLines, headText };  // for the tests, in node

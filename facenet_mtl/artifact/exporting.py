@@ -5,11 +5,12 @@
     result.differences   # {"age": 3e-06, "emotion": 1e-08, ...}: max |exported - Keras| per output
 
 The check runs the written file (onnxruntime, the LiteRT interpreter, `tf.saved_model.load`,
-Keras, tf-keras in a subprocess) on drawn demo faces and compares every output with the Keras
-model's; above `TOLERANCE` the file is removed and `ExportCheckError` raised (CLI: exit 1). The
-labels and the input contract (`training.export.model_metadata`) go into the file where the format
-has room: ONNX `metadata_props`, a LiteRT metadata buffer named "facenet_mtl", an h5 attribute,
-and `labels.json` (plus the loader's `facenet_mtl.json`) beside `OUT/1/saved_model.pb`.
+Keras, tf-keras in a subprocess) on `samples` (the CLI gives drawn demo faces; by default a fixed
+noise batch) and compares every output with the Keras model's; above `TOLERANCE` the file is
+removed and `ExportCheckError` raised (CLI: exit 1). The model's `ModelSpec` (the one its file
+states, `saving.model_metadata`) goes into every file: ONNX `metadata_props`, a LiteRT metadata
+buffer named "facenet_mtl", an h5 attribute, and `labels.json` (plus the loader's
+`facenet_mtl.json`) beside `OUT/1/saved_model.pb`.
 Optional runtimes come from `pip install "facenet-mtl[export]"`.
 """
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facenet_mtl.artifact import saving
+from facenet_mtl.artifact.loading import load_keras_model
+from facenet_mtl.artifact.spec import METADATA_KEY, ModelSpec, read_spec
 from facenet_mtl.errors import DataError
-from facenet_mtl.inference.loading import load_keras_model
-from facenet_mtl.training import export as saving
 
 if TYPE_CHECKING:
     import keras
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 FORMATS = ("onnx", "litert", "saved_model", "h5", "keras2-h5")
 TOLERANCE = 1e-4
 ONNX_OPSET = 17
-METADATA_KEY = "facenet_mtl"
 SAMPLE_FACES = 8
 EXTRA = 'pip install "facenet-mtl[export]"'
 
@@ -65,7 +66,8 @@ class ExportResult:
 
 def export_model_file(model_path: str | Path, fmt: str, out: str | Path,
                       samples: ArrayLike | None = None) -> ExportResult:
-    """Write the model at `model_path` (`.h5` / `.keras`) as `fmt` at `out`, then check it."""
+    """Write the model at `model_path` (`.h5` / `.keras`) as `fmt` at `out`, then check it on
+    `samples` (an array, or a function of the model's input size that returns one)."""
     if fmt not in FORMATS:
         raise DataError(fmt, f"unknown export format; known: {', '.join(FORMATS)}")
     model = load_keras_model(model_path)
@@ -74,18 +76,22 @@ def export_model_file(model_path: str | Path, fmt: str, out: str | Path,
     if not isinstance(model, keras.Model):
         raise DataError(model_path, "is a SavedModel; export reads Keras models",
                         "give the model.h5 or model.keras beside it")
-    return export_model(model, fmt, out, samples)
+    return export_model(model, fmt, out, samples, spec=read_spec(model_path))
 
 
-def export_model(model: keras.Model, fmt: str, out: str | Path, samples: ArrayLike | None = None) -> ExportResult:
-    """Export a Keras model; see `export_model_file`."""
+def export_model(model: keras.Model, fmt: str, out: str | Path, samples: ArrayLike | None = None,
+                 spec=None) -> ExportResult:
+    """Export a Keras model with its `spec` (None: the one its outputs give); see `export_model_file`."""
     out = Path(out)
-    samples = sample_faces(int(model.input_shape[1])) if samples is None else np.asarray(samples, np.float32)
+    size = int(model.input_shape[1])
+    if samples is None or callable(samples):  # a callable: size -> the batch, e.g. demo.faces.sample_faces
+        samples = (samples or noise_samples)(size)
+    samples = np.asarray(samples, np.float32)
     writer, runner = WRITERS[fmt]
     _require(fmt)
     if out.exists() and fmt == "saved_model" and not out.is_dir():
         raise DataError(out, "exists and is a file", "give a folder for the SavedModel (it is written to OUT/1/)")
-    metadata = saving.model_metadata(model)
+    metadata = saving.model_metadata(model, spec)
     written, runtime = writer(model, out, metadata)
     try:
         got = runner(written, samples)
@@ -106,19 +112,14 @@ def export_model(model: keras.Model, fmt: str, out: str | Path, samples: ArrayLi
     return result
 
 
-def sample_faces(size: int, count: int = SAMPLE_FACES) -> np.ndarray:
-    """Drawn demo faces (RGB 0-255, float32) at the model's size: the check's inputs."""
+def noise_samples(size: int, count: int = SAMPLE_FACES) -> np.ndarray:
+    """A fixed batch of smooth random images (RGB 0-255, float32) at the model's size: the check's
+    inputs when the caller gives none (`facenet_mtl.demo.faces.sample_faces` draws faces)."""
     import cv2
 
-    from facenet_mtl.demo.faces import draw_face
-
     rng = np.random.default_rng(0)
-    faces = []
-    for index in range(count):
-        emotion = index % 7
-        smile = 1 if emotion == 3 else index % 2  # a happy face always smiles
-        faces.append(draw_face(age=int(rng.integers(1, 90)), gender=index % 2, emotion=emotion, smile=smile, rng=rng))
-    return np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces]).astype(np.float32)
+    coarse = rng.uniform(0, 255, (count, 8, 8, 3)).astype(np.float32)
+    return np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC) for image in coarse]).clip(0, 255)
 
 
 def reference_outputs(model: keras.Model, samples: np.ndarray) -> dict[str, np.ndarray]:
@@ -259,7 +260,7 @@ def _write_saved_model(model, out, metadata):
     out.mkdir(parents=True, exist_ok=True)
     versions = [int(p.name) for p in out.iterdir() if p.name.isdigit()]
     target = out / str(max(versions, default=0) + 1)
-    saving.save_saved_model(model, target)
+    saving.save_saved_model(model, target, _spec_of(metadata))
     (target / "labels.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return target, "tf.saved_model"
 
@@ -272,22 +273,17 @@ def _run_saved_model(path, samples):
 
 
 def _write_h5(model, out, metadata):
-    saving.save_h5(model, out)
-    _h5_metadata(out, metadata)
+    saving.save_h5(model, out, _spec_of(metadata))
     return out, f"Keras {_keras_version()}"
 
 
 def _write_keras2_h5(model, out, metadata):
-    saving.save_keras2_h5(model, out)
-    _h5_metadata(out, metadata)
+    saving.save_keras2_h5(model, out, _spec_of(metadata))
     return out, "tf-keras (TF_USE_LEGACY_KERAS=1, in a subprocess)"
 
 
-def _h5_metadata(path, metadata):
-    import h5py
-
-    with h5py.File(path, "r+") as handle:
-        handle.attrs[METADATA_KEY] = json.dumps(metadata)
+def _spec_of(metadata):
+    return ModelSpec.from_dict(metadata["spec"])
 
 
 def _keras_version():

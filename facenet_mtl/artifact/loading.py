@@ -8,7 +8,7 @@ only when it is ours and pure tensor math: the `facenet_mtl.json` beside `saved_
 must be in `GRAPH_OPS` (checked on the protobuf, before TensorFlow loads anything). Anything
 else needs `trust_saved_model=True` (CLI: `--trust-saved-model`).
 
->>> from facenet_mtl.inference.loading import hdf5_or_zip
+>>> from facenet_mtl.artifact.loading import hdf5_or_zip
 >>> hdf5_or_zip(__file__)
 'other'
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facenet_mtl.errors import DataError
-from facenet_mtl.training.export import MARKER_FORMAT, SAVED_MODEL_MARKER
+from facenet_mtl.artifact.spec import MARKER_FORMAT, SAVED_MODEL_MARKER
 from facenet_mtl.weights import sha256_of
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def _load_rewritten(path):
 
     import keras
 
-    from facenet_mtl.training import portable
+    from facenet_mtl.artifact import portable
 
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / path.name

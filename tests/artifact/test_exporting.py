@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from facenet_mtl.cli import main
 from facenet_mtl.errors import DataError
-from facenet_mtl.inference import exporting
+from facenet_mtl.artifact import exporting
 from facenet_mtl.models import build_model
 from facenet_mtl.models.flip_average import with_flip_average
-from facenet_mtl.training.export import save_h5
+from facenet_mtl.artifact.saving import save_h5
 from facenet_mtl.weights import release_model_path
 
 LABELS = {"gender": ["female", "male"], "emotion": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
@@ -56,7 +56,7 @@ def test_saved_model_goes_in_a_numbered_version_folder_with_labels(models, tmp_p
     first = checked(exporting.export_model_file(models["demo"], "saved_model", tmp_path / "serving"))
     assert first.path == tmp_path / "serving" / "1" and (first.path / "saved_model.pb").is_file()
     assert json.loads((first.path / "labels.json").read_text())["labels"] == LABELS
-    from facenet_mtl.inference.loading import load_keras_model
+    from facenet_mtl.artifact.loading import load_keras_model
 
     assert load_keras_model(first.path).input_shape[1:] == (32, 32, 3)  # ours: loads without trust
 

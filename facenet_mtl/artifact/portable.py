@@ -15,7 +15,7 @@ refuses `InputLayer(batch_shape=...)`, dtype-policy objects and Keras 3's node f
   `[[layer, node, tensor, kwargs]]` inbound nodes), for `model.keras2.h5`.
 
 The weights are the ones `model.save` wrote; only the JSON config is replaced, then the file is
-read back and checked against the model before it is kept (`facenet_mtl.training.export`).
+read back and checked against the model before it is kept (`facenet_mtl.artifact.saving`).
 """
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from facenet_mtl.cli import main
 from facenet_mtl.errors import DataError
-from facenet_mtl.inference.loading import load_keras_model, unsafe_graph_ops
-from facenet_mtl.training.export import save_h5, save_keras, save_keras2_h5, save_saved_model, write_saved_model_marker
+from facenet_mtl.artifact.loading import load_keras_model, unsafe_graph_ops
+from facenet_mtl.artifact.saving import save_h5, save_keras, save_keras2_h5, save_saved_model, write_saved_model_marker
 
 
 def small_model(size=16):

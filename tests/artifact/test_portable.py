@@ -20,13 +20,13 @@ import tensorflow as tf
 
 from facenet_mtl.models import build_model
 from facenet_mtl.models.flip_average import with_flip_average
-from facenet_mtl.training import portable
-from facenet_mtl.training.export import save_h5, save_keras, save_keras2_h5
+from facenet_mtl.artifact import portable
+from facenet_mtl.artifact.saving import save_h5, save_keras, save_keras2_h5
 from facenet_mtl.weights import release_model_path
 
 # The newest patch of every Keras 3 minor before the installed one (3.15, loaded in-process by
 # tests/models/test_model_saving.py). Keras 3.0-3.3 cannot read a single-input functional model
-# written in Keras 3.4+'s form (see facenet_mtl.training.portable).
+# written in Keras 3.4+'s form (see facenet_mtl.artifact.portable).
 KERAS3_MATRIX = ("3.4.1", "3.5.0", "3.6.0", "3.7.0", "3.8.0", "3.9.2", "3.10.0", "3.11.3", "3.12.4",
                  "3.13.2", "3.14.1")
 TF_KERAS = "tf-keras~={}.0".format(".".join(tf.__version__.split(".")[:2]))
