@@ -144,3 +144,30 @@ def test_a_new_task_builds_trains_evaluates_saves_loads_and_predicts(age_class, 
     assert face["age_class"]["label"] in AGE_CLASSES
     assert sum(face["age_class"]["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert face_label(face).split(" | ")[1] == face["age_class"]["label"]
+
+
+# --- age_range: the 80 % interval of the age bins' distribution ---------------------------------
+
+def test_age_range_is_the_10th_to_90th_percentile_of_the_bins():
+    from facenet_mtl.tasks import AGE_BINS, age_range
+
+    uniform = np.zeros(AGE_BINS)
+    uniform[20:30] = 0.1  # ten equal bins, 20..29: the 10th percentile is 20, the 90th 28
+    assert age_range(uniform) == [20, 28]
+    two = np.zeros(AGE_BINS)
+    two[[10, 60]] = (0.05, 0.95)  # 5 % at 10: the 10th percentile is already at 60
+    assert age_range(two) == [60, 60]
+    skewed = np.zeros(AGE_BINS)
+    skewed[[30, 40, 50]] = (0.2, 0.6, 0.2)  # 20 % at 30 covers the 10th; 80 % by 40 falls short of the 90th
+    assert age_range(skewed) == [30, 50]
+    assert age_range(skewed * 7) == [30, 50]  # unnormalised bins are normalised
+
+
+def test_the_age_readout_carries_the_range_beside_the_age():
+    from facenet_mtl import tasks
+
+    probs = np.zeros(tasks.AGE_BINS, np.float32)
+    probs[20:30] = 0.1
+    readout = tasks.get("age").readout({"age": np.array([24.5], np.float32), "age_probs": probs})
+    assert readout == {"age": 24.5, "age_range": [20, 28]}
+    assert tasks.get("age").readout({"age": np.array([24.5], np.float32)}) == {"age": 24.5}

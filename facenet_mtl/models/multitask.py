@@ -20,7 +20,6 @@ Python attributes (they would not survive saving): the tasks are read back from 
 import keras
 
 from facenet_mtl import tasks as task_registry
-from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
 from facenet_mtl.models import heads
 from facenet_mtl.models.backbones import create_backbone, get_backbone_spec
 from facenet_mtl.models.preprocessing import preprocessing_layers
@@ -29,14 +28,17 @@ BACKBONE_LAYER = "backbone"
 INPUT_NAME = "image"
 
 
-def build_model(backbone="resnet18", tasks=("age", "gender"), input_size=DEFAULT_IMAGE_SIZE, backbone_args=None,
+def build_model(backbone="resnet18", tasks=("age", "gender"), input_size=None, backbone_args=None,
                 dropout=0.0, head_units=0, name="facenet_mtl"):
     """A functional model from RGB 0-255 images to a dict of task outputs.
 
+    `input_size` is the side of the square input in pixels (required: the config owns it);
     `backbone` is a registered name (`facenet_mtl.models.backbones.BACKBONES`), built with
     `backbone_args`; `tasks` are registered names (`facenet_mtl.tasks`), in any order (outputs
     follow the registry's order); `dropout` is applied to the features and, with `head_units`, in the heads.
     """
+    if input_size is None:  # no default here: the size is the config's (model.input_size) or the file's
+        raise TypeError("build_model needs input_size, the side of the model's square face crop in pixels")
     tasks = ordered_tasks(tasks)
     spec = get_backbone_spec(backbone)
 
