@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from facenet_mtl.data import balance, record_format
+from facenet_mtl.data.teacher import TeacherTargets
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.errors import DataError
 from facenet_mtl import tasks
@@ -46,6 +47,10 @@ class InputSpec:
     balance_by: tuple = ()
     balance_power: float = 0.0
     balance_max_repeat: float = 3.0
+    # Self-distillation (data/teacher.py): a teacher file's outputs mixed into every training
+    # face's targets at teacher_weight; "" trains on the labels alone.
+    teacher: str = ""
+    teacher_weight: float = 0.5
 
 
 def read_split(built, split, image_size, limit=0, cache=True, deterministic=True, partition_seed=0):
@@ -190,6 +195,14 @@ def make_dataset(spec, split, outputs, training=True):
         return ds.prefetch(AUTOTUNE), sum(sizes[n] for n in names)
 
     probs, epoch_size = mixing_weights(spec, {n: sizes[n] for n in names})
+    teacher = TeacherTargets.load(spec.teacher, spec.teacher_weight) if spec.teacher else None
+    if teacher is not None:
+        parts = [part.map(teacher.attach(n), num_parallel_calls=AUTOTUNE) for n, part in zip(names, parts)]
+
+        def prepare(example):
+            image, labels, weights = to_model_inputs(example, outputs, spec.age_sigma)
+            return (image, *teacher.blend(example, labels, weights))
+
     streams = []
     for i, (n, part) in enumerate(zip(names, parts)):
         stream = part.shuffle(min(spec.shuffle_buffer, max(sizes[n], 1)), seed=spec.seed + i,

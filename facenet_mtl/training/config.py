@@ -80,6 +80,12 @@ class DataConfig:
     balance_by: tuple = ()
     balance_power: float = 0.0
     balance_max_repeat: float = 3.0
+    # Self-distillation (facenet_mtl/data/teacher.py): a teacher file (`facenet-mtl teach`, a path
+    # relative to the working directory) whose outputs are mixed into every training face's targets
+    # at teacher_weight (a labelled face learns (1 - w) label + w teacher, an unlabelled one the
+    # teacher at weight w); "" trains on the labels alone.
+    teacher: str = ""
+    teacher_weight: float = 0.5
 
 
 @dataclass
@@ -329,6 +335,7 @@ NUMBER_RULES = {
     "data.partition_seed": ("0 (the datasets' split) or a seed > 0", lambda v: v >= 0),
     "data.balance_power": ("in [0, 1] (0: equal shares, 1: natural)", lambda v: 0 <= v <= 1),
     "data.balance_max_repeat": (">= 1", lambda v: v >= 1),
+    "data.teacher_weight": ("in [0, 1]", lambda v: 0 <= v <= 1),
     "loss.age_sigma": ("a finite number (< 0: use each record's age_std)", lambda v: True),
     "loss.age_l1": (">= 0", lambda v: v >= 0),
     "loss.label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
