@@ -52,7 +52,9 @@ def input_spec(cfg, datasets=None):
         sampling_weights=tuple(sorted(cfg.data.sampling_weights.items())), epoch_size=cfg.data.epoch_size,
         augment=cfg.data.augment, erasing=cfg.data.erasing, cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
         age_sigma=cfg.loss.age_sigma, limit=cfg.data.limit, seed=cfg.train.seed,
-        partition_seed=cfg.data.partition_seed)
+        partition_seed=cfg.data.partition_seed, balance_by=tuple(cfg.data.balance_by),
+        balance_power=cfg.data.balance_power, balance_max_repeat=cfg.data.balance_max_repeat,
+        teacher=cfg.data.teacher, teacher_weight=cfg.data.teacher_weight)
 
 
 def train(cfg, runs_dir="runs", restart=False, verbose=1, refinish=False):
