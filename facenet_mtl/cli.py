@@ -9,7 +9,18 @@ import click
 
 from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
 from facenet_mtl.errors import DataError
-from facenet_mtl.training.rundir import FINISH_KEYS
+
+
+class _RefinishOption(click.Option):
+    """`--refinish`, whose help names the finish options when help is shown: the trainer's modules
+    load then, not when any command (predict, serve) starts."""
+
+    def get_help_record(self, ctx):
+        from facenet_mtl.training.rundir import FINISH_KEYS
+
+        self.help = ("Finish a finished run again without training: export, BatchNorm recalibration and "
+                     f"evaluation under the config's current finish options ({', '.join(FINISH_KEYS)}).")
+        return super().get_help_record(ctx)
 
 
 # The fix for an operating-system error on a path the user gave, by errno.
@@ -164,9 +175,7 @@ COMMON_TRAIN = [
     click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
                  help="Override any config field, e.g. train.epochs=3 (repeatable)."),
     click.option("--restart", is_flag=True, help="Discard an existing run directory and start over."),
-    click.option("--refinish", is_flag=True,
-                 help="Finish a finished run again without training: export, BatchNorm recalibration and "
-                      f"evaluation under the config's current finish options ({', '.join(FINISH_KEYS)})."),
+    click.option("--refinish", is_flag=True, cls=_RefinishOption),
 ]
 
 

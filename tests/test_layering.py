@@ -1,4 +1,4 @@
-"""Prediction stands on its own floor: importing the predictor, the record writers and the server
+"""Prediction stands on its own floor: importing the predictor, the record writers, the server and the CLI
 loads nothing of the trainer nor of the demo data (checked in a fresh interpreter)."""
 import json
 import subprocess
@@ -8,7 +8,7 @@ PREDICTION = ("facenet_mtl", "facenet_mtl.inference", "facenet_mtl.inference.pre
               "facenet_mtl.inference.records", "facenet_mtl.inference.batch", "facenet_mtl.inference.video",
               "facenet_mtl.inference.inputs", "facenet_mtl.serve", "facenet_mtl.serve.app",
               "facenet_mtl.artifact.loading", "facenet_mtl.artifact.spec", "facenet_mtl.artifact.saving",
-              "facenet_mtl.artifact.exporting")
+              "facenet_mtl.artifact.exporting", "facenet_mtl.cli")
 PROBE = """
 import importlib, json, sys
 for name in sys.argv[1:]:
