@@ -6,8 +6,8 @@ become its training targets and masks (`targets`), its losses and their weights 
 (`figures`, `columns`), its prediction and its text (`describe`, `text`) and its plots (one
 `curves_<output>.png` per output). Data, models, training and inference ask the registry here,
 so a task registered from outside (`register`) is built, trained, evaluated, saved and
-predicted like the built-in four. This module imports nothing of the package (keras and
-TensorFlow only inside the functions that need them), so every layer may import it.
+predicted like the built-in four. This module imports nothing of the package but the registry
+type (keras and TensorFlow only inside the functions that need them), so every layer may import it.
 
 >>> task_of_output("age_probs").name, get("age").outputs
 ('age', ('age', 'age_probs'))
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Optional
 
 import numpy as np
+
+from facenet_mtl.registry import Registry
 
 MISSING = -1  # the "no label" value for every label field and task, float or int
 AGE_BINS = 101  # DEX: ages 0..100, one softmax bin per year
@@ -362,7 +364,9 @@ BUILTIN = (
     Task("emotion", "categorical", EMOTIONS),
     Task("smile", "binary", SMILES),
 )
-TASKS: dict = {task.name: task for task in BUILTIN}  # the registry, in order; use register()
+TASKS = Registry("task")  # the registry, in order; use register()
+for _task in BUILTIN:
+    TASKS.add(_task.name, _task)
 BUILTIN_NAMES = tuple(task.name for task in BUILTIN)
 
 
@@ -374,8 +378,7 @@ def register(task: Task, replace=False) -> Task:
     clash = [output for output in task.outputs if output in taken]
     if clash:
         raise ValueError(f"task '{task.name}': output '{clash[0]}' belongs to task '{taken[clash[0]]}'")
-    TASKS[task.name] = task
-    return task
+    return TASKS.add(task.name, task, replace=True)
 
 
 def unregister(name: str) -> Task:
@@ -402,10 +405,7 @@ def names() -> tuple:
 
 
 def get(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task '{name}'; known: {', '.join(TASKS)}") from None
+    return TASKS.lookup(name)
 
 
 def ordered(task_names) -> tuple:

@@ -16,8 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facenet_mtl.errors import DataError
-from facenet_mtl.data.readers import register
-from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
+from facenet_mtl.data.readers.base import DatasetSpec, ReadResult, register
 from facenet_mtl.data.readers.common import as_float, existing_path, keep_first, read_csv
 from facenet_mtl.data.schema import MAX_AGE, FaceRecord
 

@@ -5,6 +5,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+from facenet_mtl.registry import Registry
+
 
 @dataclass
 class ReadResult:
@@ -32,3 +34,19 @@ class DatasetSpec:
     layout: str  # one paragraph: the files expected under --source
     tasks: tuple  # the label fields it carries, e.g. ("age", "gender")
     citation: str = ""
+
+
+DATASETS = Registry("dataset")  # filled as the reader modules are imported (`facenet_mtl.data.readers`)
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Register `spec` under its name (a reader module calls this on import)."""
+    return DATASETS.add(spec.name, spec)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    from facenet_mtl.errors import DataError
+
+    if name not in DATASETS:
+        raise DataError(name, "unknown dataset", f"choose one of: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]

@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from facenet_mtl.errors import DataError
-from facenet_mtl.data.readers import register
-from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
+from facenet_mtl.data.readers.base import DatasetSpec, ReadResult, register
 from facenet_mtl.data.readers.common import existing_path, keep_first, read_csv
 from facenet_mtl.data.readers.splits import carve_valid
 from facenet_mtl.data.schema import EMOTIONS, FaceRecord

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facenet_mtl.errors import DataError
-from facenet_mtl.data.readers import register
-from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
+from facenet_mtl.data.readers.base import DatasetSpec, ReadResult, register
 from facenet_mtl.data.readers.common import existing_path, image_files, keep_first, read_text, require_file
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.schema import FaceRecord

@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 
 from facenet_mtl.errors import DataError
-from facenet_mtl.data.readers import register
-from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
+from facenet_mtl.data.readers.base import DatasetSpec, ReadResult, register
 from facenet_mtl.data.readers.common import existing_path, keep_first
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.schema import FaceRecord

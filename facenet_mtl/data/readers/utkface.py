@@ -17,8 +17,7 @@ import warnings
 from pathlib import Path
 
 from facenet_mtl.errors import DataError
-from facenet_mtl.data.readers import register
-from facenet_mtl.data.readers.base import DatasetSpec, ReadResult
+from facenet_mtl.data.readers.base import DatasetSpec, ReadResult, register
 from facenet_mtl.data.readers.common import existing_path, image_files, keep_first
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.schema import MAX_AGE, FaceRecord

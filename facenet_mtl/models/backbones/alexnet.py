@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import keras
 
-from facenet_mtl.models.backbones import register_backbone
+from facenet_mtl.models.backbones.base import register_backbone
 from facenet_mtl.models.backbones._blocks import batch_norm as batch_norm_layer
 
 CONV_CHANNELS = (64, 192, 384, 256, 256)

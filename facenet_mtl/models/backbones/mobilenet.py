@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import keras
 from keras.src.applications import mobilenet_v3
 
-from facenet_mtl.models.backbones import register_backbone
+from facenet_mtl.models.backbones.base import register_backbone
 
 
 @register_backbone("mobilenet", preprocessing="symmetric", min_input_size=32, title="MobileNet")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import keras
 
-from facenet_mtl.models.backbones import register_backbone
+from facenet_mtl.models.backbones.base import register_backbone
 from facenet_mtl.models.backbones._blocks import batch_norm, conv_bn_relu
 
 

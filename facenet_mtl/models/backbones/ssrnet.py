@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import keras
 
-from facenet_mtl.models.backbones import register_backbone
+from facenet_mtl.models.backbones.base import register_backbone
 from facenet_mtl.models.backbones._blocks import batch_norm
 
 # (channels, activation, pooling layer) of each stream.

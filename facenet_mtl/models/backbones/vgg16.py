@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import keras
 
-from facenet_mtl.models.backbones import register_backbone
+from facenet_mtl.models.backbones.base import register_backbone
 from facenet_mtl.models.backbones._pretrained import imagenet_weights_path
 
 WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
