@@ -49,7 +49,7 @@ class TaskSpec:
         """The task that reads this head: the registered one when it states the same head (its text
         and label readers come with it), else one made from the file's own words."""
         known = task_registry.TASKS.get(self.name)
-        if known is not None and known.kind == self.kind and tuple(known.classes) == tuple(self.labels):
+        if known is not None and known.kind.name == self.kind and tuple(known.classes) == tuple(self.labels):
             return known
         return task_registry.Task(self.name, self.kind, tuple(self.labels), line=self.line)
 
@@ -100,7 +100,7 @@ class ModelSpec:
 
 
 def task_spec(task: task_registry.Task) -> TaskSpec:
-    return TaskSpec(task.name, task.kind, tuple(task.classes), tuple(task.outputs), task.line)
+    return TaskSpec(task.name, task.kind.name, tuple(task.classes), tuple(task.outputs), task.line)
 
 
 def spec_of_model(model, training_data: str = "", trained_on: str = "unknown",

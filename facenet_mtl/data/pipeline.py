@@ -38,7 +38,7 @@ class InputSpec:
     erasing: float = 0.0  # with augment: the share of training images given a random erased box
     cache: bool = True
     shuffle_buffer: int = 4096
-    age_sigma: float = 0.0  # width of the Gaussian age-bin target; <0: the record's age_std
+    task_options: tuple = ()  # the task kinds' options (`tasks.options_from`), e.g. age's label sigma
     limit: int = 0
     seed: int = 1
     partition_seed: int = 0  # >0: pool train+valid and redraw the valid split with this seed
@@ -125,13 +125,14 @@ def _partition_filter(built, split, seed, spec):
     return keep
 
 
-def to_model_inputs(example, outputs, age_sigma=0.0):
+def to_model_inputs(example, outputs, task_options=()):
     """Example dict -> (image float32, labels by output name, sample weights by output name);
-    each output's task encodes its targets and masks (`facenet_mtl.tasks.Task.targets`)."""
+    each output's task encodes its targets and masks (`facenet_mtl.tasks.Task.targets`), its
+    kind's options set by `task_options` (`tasks.configured`)."""
     image = tf.cast(example["image"], tf.float32)
     labels, weights = {}, {}
     for task in {tasks.task_of_output(output).name: None for output in outputs}:
-        targets, masks = tasks.get(task).targets(example, age_sigma)
+        targets, masks = tasks.configured(task, task_options).targets(example)
         labels.update({k: v for k, v in targets.items() if k in outputs})
         weights.update({k: v for k, v in masks.items() if k in outputs})
     return image, {o: labels[o] for o in outputs}, {o: weights[o] for o in outputs}
@@ -185,7 +186,7 @@ def make_dataset(spec, split, outputs, training=True):
                         "choose a built split in the config (data.train_split / valid_split / test_split)")
 
     def prepare(example):
-        return to_model_inputs(example, outputs, spec.age_sigma)
+        return to_model_inputs(example, outputs, spec.task_options)
 
     if not training:
         ds = parts[0]
@@ -200,7 +201,7 @@ def make_dataset(spec, split, outputs, training=True):
         parts = [part.map(teacher.attach(n), num_parallel_calls=AUTOTUNE) for n, part in zip(names, parts)]
 
         def prepare(example):
-            image, labels, weights = to_model_inputs(example, outputs, spec.age_sigma)
+            image, labels, weights = to_model_inputs(example, outputs, spec.task_options)
             return (image, *teacher.blend(example, labels, weights))
 
     streams = []

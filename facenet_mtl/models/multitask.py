@@ -59,9 +59,6 @@ def build_model(backbone="resnet18", tasks=("age", "gender"), input_size=None, b
         outputs.update(heads.task_head(features, task, head_units=head_units, dropout=dropout))
     model = keras.Model(image, outputs, name=name)
 
-    # Fixed weights.
-    if "age" in tasks:
-        heads.set_age_expectation_kernel(model)
     return model
 
 

@@ -7,7 +7,7 @@ s_t = log σ_t² (starting at 0) and minimises
     loss = Σ_t  w_t · (exp(−s_t) · L_t + s_t)
 
 where L_t is the task's masked mean loss as "static" balancing compiles it (`losses.head_losses`,
-mean over the labelled samples); the age task's L_t is its bin cross-entropy plus `age_l1` times
+mean over the labelled samples); the age task's L_t is its bin cross-entropy plus its kind's `l1` option (`loss.age_l1`) times
 the L1 on the expected age, both under the one s_age. Weight 0 disables a task: no s_t, no loss
 (and `compile_for_phase` freezes its head).
 
@@ -25,7 +25,7 @@ its checkpoints, and the exported model is `network_of(model)`, the plain functi
 >>> from facenet_mtl.models import build_model
 >>> network = build_model("compact", tasks=("age", "gender"), input_size=32,
 ...                       backbone_args={"widths": (8,), "stem_width": 8})
->>> model = UncertaintyWeighting(network, {"age": 1.0, "gender": 0.0}, age_l1=0.1)
+>>> model = UncertaintyWeighting(network, {"age": 1.0, "gender": 0.0}, task_options={"age": {"l1": 0.1}})
 >>> model.balanced_tasks, network_of(model) is network
 (('age',), True)
 """
@@ -47,7 +47,7 @@ class UncertaintyWeighting(keras.Model):
     """Trains `network` (a functional multi-task model) with learned task weights; compile it
     with an optimizer and `weighted_metrics` only: it computes its own loss."""
 
-    def __init__(self, network: keras.Model, task_weights: Mapping[str, float], age_l1: float = 0.0,
+    def __init__(self, network: keras.Model, task_weights: Mapping[str, float], task_options: Any = (),
                  label_smoothing: float = 0.0, name: str = "uncertainty_weighting") -> None:
         super().__init__(name=name)
         self.network = network
@@ -57,7 +57,7 @@ class UncertaintyWeighting(keras.Model):
         self.balanced_tasks = tuple(t for t in tasks if weights[t] > 0)
         self.task_weights = [weights[t] for t in self.balanced_tasks]
         self.head_losses = head_losses(outputs, label_smoothing)
-        self.output_weights = output_loss_weights(outputs, weights, age_l1)  # age: w_age, w_age·age_l1
+        self.output_weights = output_loss_weights(outputs, weights, task_options)  # age: w_age, w_age·l1
         self.log_variances = self.add_weight(shape=(len(self.balanced_tasks),), initializer="zeros",
                                              dtype="float32", name="log_variances")
         self.output_loss_trackers = {output: keras.metrics.Mean(name=f"{output}_loss") for output in outputs}

@@ -30,10 +30,11 @@ def head_losses(outputs, label_smoothing=0.0):
     return tasks.losses_for(outputs, label_smoothing)
 
 
-def output_loss_weights(outputs, task_weights, age_l1=0.0):
-    """Loss weight per output. The age task's weight scales its bin loss; `age_l1` (times the
-    age weight) scales the L1 on the expected age."""
-    return tasks.loss_weights_for(outputs, task_weights, age_l1)
+def output_loss_weights(outputs, task_weights, task_options=()):
+    """Loss weight per output: each task's weight, spread over its outputs by its kind, whose
+    options `task_options` sets (`tasks.options_from`; age: `l1` times its weight on the L1 of
+    the expected age)."""
+    return tasks.loss_weights_for(outputs, task_weights, task_options)
 
 
 def head_metrics(outputs, label_smoothing=0.0):

@@ -67,7 +67,7 @@ def trained_model(cfg, network):
     an `UncertaintyWeighting` around it that also learns the task weights (build it once per run,
     under the strategy's scope: its log-variances carry over from phase to phase)."""
     if cfg.loss.balancing == "uncertainty":
-        return UncertaintyWeighting(network, task_weights(cfg), cfg.loss.age_l1, cfg.loss.label_smoothing)
+        return UncertaintyWeighting(network, task_weights(cfg), task_options(cfg), cfg.loss.label_smoothing)
     return network
 
 
@@ -76,9 +76,14 @@ def task_weights(cfg):
     return {t: cfg.loss_weight(t) for t in cfg.model.tasks}
 
 
+def task_options(cfg):
+    """The options of the model's task kinds from the config's `loss` section (`tasks.options_from`)."""
+    return tasks.options_from(cfg.model.tasks, cfg.loss)
+
+
 def static_loss_weights(cfg, outputs):
     """{output: loss weight}: the configured task weights, spread over the task's outputs."""
-    return output_loss_weights(outputs, task_weights(cfg), cfg.loss.age_l1)
+    return output_loss_weights(outputs, task_weights(cfg), task_options(cfg))
 
 
 def loss_setup(cfg, outputs):
@@ -97,7 +102,7 @@ def compile_for_phase(cfg, model, phase):
     for layer in network.layers:
         task = tasks.task_of_layer(layer.name)
         if task:
-            layer.trainable = weights.get(task, 1.0) > 0 and layer.name != "age"
+            layer.trainable = weights.get(task, 1.0) > 0 and layer.name not in tasks.get(task).frozen_layers
     static_loss = {}
     if not isinstance(model, UncertaintyWeighting):
         losses, loss_weights = loss_setup(cfg, outputs)

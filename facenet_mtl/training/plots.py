@@ -83,7 +83,7 @@ def plot_confusions(figures, out_dir):
     written = []
     for task in tasks.TASKS.values():
         confusion = figures.get(f"{task.name}_confusion")
-        if task.kind == "categorical" and confusion is not None:
+        if task.kind.name == "categorical" and confusion is not None:
             written.append(plot_confusion(confusion, Path(out_dir) / f"{task.name}_confusion.png",
                                           f"{task.name.replace('_', ' ')} confusion", task.classes))
     return written

@@ -24,7 +24,8 @@ from facenet_mtl.training.config import ConfigError
 from facenet_mtl.training.evaluate import evaluate_model
 from facenet_mtl.training.export import export_model, inference_copy, run_spec
 from facenet_mtl.training.losses import LabelledLosses
-from facenet_mtl.training.plan import build_network, phases_to_train, static_loss_weights, trained_model
+from facenet_mtl.training.plan import (build_network, phases_to_train, static_loss_weights, task_options,
+                                       trained_model)
 from facenet_mtl.training.plots import plot_confusions, plot_learning_curves
 from facenet_mtl.training.precision import choose_strategy, is_chief, set_precision
 from facenet_mtl.training.rundir import RunDir
@@ -51,7 +52,7 @@ def input_spec(cfg, datasets=None):
         batch_size=cfg.data.batch_size, mixing=cfg.data.mixing,
         sampling_weights=tuple(sorted(cfg.data.sampling_weights.items())), epoch_size=cfg.data.epoch_size,
         augment=cfg.data.augment, erasing=cfg.data.erasing, cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
-        age_sigma=cfg.loss.age_sigma, limit=cfg.data.limit, seed=cfg.train.seed,
+        task_options=task_options(cfg), limit=cfg.data.limit, seed=cfg.train.seed,
         partition_seed=cfg.data.partition_seed, balance_by=tuple(cfg.data.balance_by),
         balance_power=cfg.data.balance_power, balance_max_repeat=cfg.data.balance_max_repeat,
         teacher=cfg.data.teacher, teacher_weight=cfg.data.teacher_weight)

@@ -180,7 +180,7 @@ def test_random_erasing_fills_one_box_in_the_share_of_images_it_names():
 
 @pytest.mark.parametrize("age_sigma", [0.0, 2.5, -1.0])
 def test_age_probs_label_is_age_and_sigma(root, age_sigma):
-    ds, n = make_dataset(spec(root, datasets=("appa_real", "utkface"), age_sigma=age_sigma), "train",
+    ds, n = make_dataset(spec(root, datasets=("appa_real", "utkface"), task_options=(("age", (("sigma", age_sigma),)),)), "train",
                          ("age", "age_probs"), training=False)
     _, labels, weights = collect(ds)
     assert len(labels["age_probs"]) == n and labels["age_probs"].shape[1:] == (4,)

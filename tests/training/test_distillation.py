@@ -48,7 +48,7 @@ def _teacher(weight=0.4):
 
 def _blended(teacher, dataset, example):
     example = teacher.attach(dataset)(example)
-    _, labels, weights = to_model_inputs(example, OUTPUTS, age_sigma=2.0)
+    _, labels, weights = to_model_inputs(example, OUTPUTS, {"age": {"sigma": 2.0}})
     labels, weights = teacher.blend(example, labels, weights)
     return ({k: np.asarray(v) for k, v in labels.items()}, {k: float(v) for k, v in weights.items()})
 
@@ -79,7 +79,7 @@ def test_a_face_the_teacher_never_saw_keeps_its_labels_and_weights():
     teacher = _teacher(0.4)
     example = _example(b"unseen", emotion=5)
     labels, weights = _blended(teacher, "fer2013", example)
-    _, plain_labels, plain_weights = to_model_inputs(example, OUTPUTS, age_sigma=2.0)
+    _, plain_labels, plain_weights = to_model_inputs(example, OUTPUTS, {"age": {"sigma": 2.0}})
     for name in OUTPUTS:
         np.testing.assert_array_equal(labels[name], np.asarray(plain_labels[name]))
         assert weights[name] == float(plain_weights[name])

@@ -78,7 +78,7 @@ def synthetic_examples(n=EXAMPLES, seed=0, masked=0.25):
     for task in TASKS:
         labels[task] = np.where(rng.uniform(size=n) < masked, MISSING, labels[task])
     examples = {"image": images, **{k: v.astype(LABEL_FIELDS[k]) for k, v in labels.items()}}
-    ds = tf.data.Dataset.from_tensor_slices(examples).map(lambda e: to_model_inputs(e, OUTPUTS, age_sigma=2.0))
+    ds = tf.data.Dataset.from_tensor_slices(examples).map(lambda e: to_model_inputs(e, OUTPUTS, {"age": {"sigma": 2.0}}))
     return tf.nest.map_structure(lambda t: t.numpy(), next(iter(ds.batch(n))))
 
 

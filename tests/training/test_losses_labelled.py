@@ -49,7 +49,7 @@ def labelled_means(model, x, y, w):
 
 def test_each_heads_loss_is_its_mean_over_labelled_samples_in_training_and_validation():
     model = tiny_model()
-    weights = output_loss_weights(model.output_names, {"age": 1.0, "gender": 0.5}, age_l1=0.1)
+    weights = output_loss_weights(model.output_names, {"age": 1.0, "gender": 0.5}, {"age": {"l1": 0.1}})
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss=head_losses(model.output_names),
                   loss_weights=weights, weighted_metrics=head_metrics(model.output_names))
     x, y, w = batches_with_some_labels()
