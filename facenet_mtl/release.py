@@ -24,6 +24,7 @@ import numpy as np
 from facenet_mtl.artifact.saving import save_h5
 from facenet_mtl.artifact.spec import spec_of_file
 from facenet_mtl.data.built_dataset import BuiltDataset, built_dataset_names
+from facenet_mtl.data.schema import EMOTIONS
 from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, grouped_datasets
 from facenet_mtl.weights import RELEASE_INFO, RELEASE_MODEL, WEIGHTS_DIR, sha256_of
 
@@ -228,9 +229,8 @@ def model_card(info: Mapping[str, Any], evaluation: Mapping[str, Any], photos: M
         gender_ff=_pct(fig["gender_acc_fairface"]), age_group_ff=_pct(fig["age_group_acc_fairface"]),
         worst_race=_pct(fig.get("gender_acc_fairface_worst_race")),
         counts=counts, photo=photo_md, confusion=confusion_md,
-        ff_race=group_table("fairface", "race"), ff_gender=group_table("fairface", "gender"),
-        ff_band=group_table("fairface", "age_band"), utk_race=group_table("utkface", "race"),
-        utk_gender=group_table("utkface", "gender"), utk_band=group_table("utkface", "age_band"),
+        **{f"{short}_{grouping.split('_')[-1]}": group_table(dataset, grouping)  # ff_race, ..., utk_band
+           for short, dataset in (("ff", "fairface"), ("utk", "utkface")) for grouping in GROUPINGS},
         seconds=evaluation.get("group_seconds", evaluation.get("seconds", "")), epochs=info["training"]["epochs"],
         stages=_stages_text(info["training"].get("stages") or [{"run": info.get("run"), "epochs": info["training"]["epochs"]}]),
         total_hours=_hours(info["training"].get("total_train_seconds") or info["training"]["train_seconds"]))

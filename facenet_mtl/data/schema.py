@@ -23,6 +23,8 @@ FACE_MARGIN = 0.4
 # their meaning; FairFace's seven groups use 0, 1 and 3 where they match and 5-8 for the rest.
 RACES = ("white", "black", "asian", "indian", "others", "latino_hispanic", "east_asian",
          "southeast_asian", "middle_eastern")
+# The class-index label fields that evaluation figures are grouped by, with their value names.
+GROUP_NAMES = {"race": RACES, "gender": GENDERS}
 
 # Age bands for figures per group (`evaluate --by age_band`, the model card) and balanced sampling
 # (`data.balance_by`): (name, first year, last year); an age group (FairFace) falls in the band of

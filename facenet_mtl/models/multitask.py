@@ -28,7 +28,7 @@ BACKBONE_LAYER = "backbone"
 INPUT_NAME = "image"
 
 
-def build_model(backbone="resnet18", tasks=("age", "gender"), input_size=None, backbone_args=None,
+def build_model(backbone="resnet18", tasks=(), input_size=None, backbone_args=None,
                 dropout=0.0, head_units=0, name="facenet_mtl"):
     """A functional model from RGB 0-255 images to a dict of task outputs.
 

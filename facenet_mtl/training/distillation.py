@@ -18,7 +18,8 @@ import numpy as np
 
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.data.teacher import teacher_key
-from facenet_mtl.tasks import AGE_BINS
+from facenet_mtl import tasks
+from facenet_mtl.tasks import AGE_BINS, AGE_OUTPUTS
 from facenet_mtl.training.evaluate import predict_split
 
 
@@ -32,11 +33,10 @@ def teacher_rows(preds, file_ids, dataset):
         mean = probs @ bins
         rows["age_mean"] = mean.astype(np.float32)
         rows["age_std"] = np.sqrt(np.maximum(probs @ bins**2 - mean**2, 0)).astype(np.float32)
-    for name in ("gender", "smile"):
-        if name in preds:
-            rows[name] = preds[name].reshape(-1).astype(np.float32)
-    if "emotion" in preds:
-        rows["emotion"] = preds["emotion"].astype(np.float32)
+    for task in tasks.TASKS.values():  # the other heads as they are: P(classes[1]), or the softmax
+        if task.name in preds and task.name not in AGE_OUTPUTS:
+            value = preds[task.name].astype(np.float32)
+            rows[task.name] = value.reshape(-1) if value.shape[1:] == (1,) else value
     return rows
 
 

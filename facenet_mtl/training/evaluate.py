@@ -16,10 +16,10 @@ from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import read_split
 from facenet_mtl import tasks
-from facenet_mtl.data.schema import AGE_BANDS, GENDERS, LABEL_FIELDS, MISSING, RACES
+from facenet_mtl.data.schema import AGE_BANDS, GROUP_NAMES, LABEL_FIELDS
 
 LABELS = tuple(LABEL_FIELDS)
-GROUPINGS = ("race", "gender", "age_band")
+GROUPINGS = (*GROUP_NAMES, "age_band")  # race, gender: by the label's value; age_band: by `AGE_BANDS`
 
 
 _FORWARD = weakref.WeakKeyDictionary()
@@ -60,18 +60,17 @@ def predict_split(model, built, split, batch_size=128, limit=0, partition_seed=0
 def task_metrics(preds, labels, heads=None):
     """Masked figures of every task the predictions hold (`Task.figures`) among `heads` (None: the
     registered tasks): age MAE and epsilon-error, accuracies, confusion matrices of categorical tasks."""
-    result = {"n": int(len(labels["age"]))}
+    result = {"n": int(len(next(iter(labels.values()))))}
     for task in _heads(heads):
         result.update(task.figures(preds, labels))
     return result
 
 
 def group_keys(labels, grouping):
-    """Each example's group name under `grouping` ("race", "gender", "age_band"), "" if unknown."""
-    if grouping == "race":
-        return np.array([RACES[r] if 0 <= r < len(RACES) else "" for r in labels["race"]], object)
-    if grouping == "gender":
-        return np.array([GENDERS[g] if g in (0, 1) else "" for g in labels["gender"]], object)
+    """Each example's group name under `grouping` (one of `GROUPINGS`), "" if unknown."""
+    if grouping in GROUP_NAMES:
+        names = GROUP_NAMES[grouping]
+        return np.array([names[v] if 0 <= v < len(names) else "" for v in labels[grouping]], object)
     if grouping == "age_band":
         names = np.array([band[0] for band in AGE_BANDS] + [""], object)
         return names[balance.group_values(labels, "age_band")]  # -1 (no age) -> ""
@@ -96,7 +95,7 @@ def metrics_by_group(preds, labels, groupings, heads=None):
 
 
 def _group_order(grouping):
-    order = {"race": list(RACES), "gender": list(GENDERS), "age_band": [b[0] for b in AGE_BANDS]}[grouping]
+    order = list(GROUP_NAMES[grouping]) if grouping in GROUP_NAMES else [band[0] for band in AGE_BANDS]
     return lambda name: order.index(name) if name in order else len(order)
 
 
