@@ -50,6 +50,8 @@ ANNOTATED = (
     "facenet_mtl.training.balancing",
     "facenet_mtl.training.bn_recalibration",
     "facenet_mtl.artifact.portable",
+    "facenet_mtl.artifact.spec",
+    "facenet_mtl.registry",
     "facenet_mtl.training.precision",
     "facenet_mtl.training.references",
     "facenet_mtl.release",

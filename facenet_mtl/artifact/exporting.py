@@ -30,7 +30,7 @@ import numpy as np
 
 from facenet_mtl.artifact import saving
 from facenet_mtl.artifact.loading import load_keras_model
-from facenet_mtl.artifact.spec import METADATA_KEY, ModelSpec, read_spec
+from facenet_mtl.artifact.spec import METADATA_KEY, ModelSpec, litert_metadata, read_spec  # noqa: F401
 from facenet_mtl.errors import DataError
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def export_model_file(model_path: str | Path, fmt: str, out: str | Path,
 
 
 def export_model(model: keras.Model, fmt: str, out: str | Path, samples: ArrayLike | None = None,
-                 spec=None) -> ExportResult:
+                 spec: ModelSpec | None = None) -> ExportResult:
     """Export a Keras model with its `spec` (None: the one its outputs give); see `export_model_file`."""
     out = Path(out)
     size = int(model.input_shape[1])
@@ -236,18 +236,6 @@ def with_litert_metadata(flatbuffer: bytes, metadata: Mapping[str, Any]) -> byte
     builder = flatbuffers.Builder(len(flatbuffer) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def litert_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The METADATA_KEY entry of a LiteRT file written by `export_model`, as a dict (or None)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(Path(path).read_bytes()), 0))
-    for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == METADATA_KEY:
-            return json.loads(bytes(model.buffers[entry.buffer].data).decode("utf8"))
-    return None
 
 
 def _run_litert(path, samples):

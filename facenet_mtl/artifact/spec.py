@@ -21,11 +21,14 @@ import json
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from facenet_mtl import tasks as task_registry
 from facenet_mtl.data.faces import TEMPLATE
-from facenet_mtl.data.schema import FACE_MARGIN
+from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE, FACE_MARGIN
+
+if TYPE_CHECKING:
+    import keras
 
 METADATA_KEY = "facenet_mtl"  # the h5 attribute, LiteRT metadata and ONNX property name
 KERAS_MEMBER = "facenet_mtl.json"  # the member of a .keras zip
@@ -72,7 +75,7 @@ class ModelSpec:
     def task_names(self) -> tuple:
         return tuple(task.name for task in self.tasks)
 
-    def task_objects(self) -> tuple:
+    def task_objects(self) -> tuple[task_registry.Task, ...]:
         return tuple(task.task() for task in self.tasks)
 
     def labels(self) -> dict:
@@ -103,16 +106,28 @@ def task_spec(task: task_registry.Task) -> TaskSpec:
     return TaskSpec(task.name, task.kind.name, tuple(task.classes), tuple(task.outputs), task.line)
 
 
-def spec_of_model(model, training_data: str = "", trained_on: str = "unknown",
+def spec_of_model(model: keras.Model, training_data: str = "", trained_on: str = "unknown",
                   calibration: Optional[dict] = None, derived: bool = False) -> ModelSpec:
     """The spec of a model built here: its heads as the task registry defines them (by output name)."""
-    present = set(model.output_names)
+    size = model.input_shape[1]
+    size = int(size) if size is not None else DEFAULT_IMAGE_SIZE
+    present = set(_output_names(model, size))
     known = [task for task in task_registry.TASKS.values() if set(task.outputs) & present]
-    return ModelSpec(tasks=tuple(task_spec(task) for task in known), input_size=int(model.input_shape[1]),
+    return ModelSpec(tasks=tuple(task_spec(task) for task in known), input_size=size,
                      calibration=calibration, training_data=training_data, trained_on=trained_on, derived=derived)
 
 
-def derive_spec(model, path: str | Path | None = None) -> ModelSpec:
+def _output_names(model, size):
+    """A Keras model's output names; any other model's (a SavedModel) from one forward pass of zeros."""
+    names = getattr(model, "output_names", None)
+    if names:
+        return list(names)
+    import numpy as np
+
+    return list(dict(model(np.zeros((1, size, size, 3), np.float32))))
+
+
+def derive_spec(model: keras.Model, path: str | Path | None = None) -> ModelSpec:
     """The spec of a file written before the spec existed: its heads from its output names (the
     built-in tasks), the default framing, and the training data from the run's `config.json`
     beside `path` when there is one."""
@@ -161,11 +176,21 @@ def read_metadata(path: str | Path) -> dict[str, Any] | None:
             props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
             return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else None
         if path.suffix == ".tflite":
-            from facenet_mtl.artifact.exporting import litert_metadata
-
             return litert_metadata(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
+    return None
+
+
+def litert_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The METADATA_KEY entry of a LiteRT file (`exporting.with_litert_metadata`), as a dict (or None)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(Path(path).read_bytes()), 0))
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == METADATA_KEY:
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode("utf8"))
     return None
 
 
@@ -177,7 +202,7 @@ def read_spec(path: str | Path) -> ModelSpec | None:
     return ModelSpec.from_dict(metadata["spec"])
 
 
-def spec_of_file(path: str | Path, model) -> ModelSpec:
+def spec_of_file(path: str | Path, model: keras.Model) -> ModelSpec:
     """The file's own spec, or the one derived from the loaded `model` for an older file."""
     return read_spec(path) or derive_spec(model, path)
 
