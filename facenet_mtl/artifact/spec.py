@@ -131,7 +131,7 @@ def derive_spec(model: keras.Model, path: str | Path | None = None) -> ModelSpec
     """The spec of a file written before the spec existed: its heads from its output names (the
     built-in tasks), the default framing, and the training data from the run's `config.json`
     beside `path` when there is one."""
-    config = _read_json(Path(path).parent / "config.json") if path is not None else {}
+    config = read_json(Path(path).parent / "config.json") if path is not None else {}
     datasets = ",".join((config.get("data") or {}).get("datasets", ()))
     trained_on = data_kind(config) if config else "unknown"
     return spec_of_model(model, training_data=datasets, trained_on=trained_on, derived=True)
@@ -158,7 +158,7 @@ def read_metadata(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     try:
         if path.is_dir():
-            return _read_json(path / SAVED_MODEL_MARKER) or None
+            return read_json(path / SAVED_MODEL_MARKER) or None
         if path.suffix == ".h5":
             import h5py
 
@@ -207,7 +207,8 @@ def spec_of_file(path: str | Path, model: keras.Model) -> ModelSpec:
     return read_spec(path) or derive_spec(model, path)
 
 
-def _read_json(path):
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object file as a dict; {} when it is missing, unreadable or not an object."""
     try:
         value = json.loads(Path(path).read_text())
     except (OSError, ValueError):

@@ -12,13 +12,12 @@ True
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from facenet_mtl import weights
-from facenet_mtl.artifact.spec import ModelSpec
+from facenet_mtl.artifact.spec import ModelSpec, read_json
 
 WARNINGS = {
     "untrained": "is an UNTRAINED placeholder: its predictions are random, not estimates",
@@ -98,13 +97,5 @@ def _content_digest(path):
 
 def _test_figures(run_dir):
     """The run's overall test metrics (metrics.json's `splits.test.overall`), if it was evaluated."""
-    overall = ((_read_json(run_dir / "metrics.json").get("splits") or {}).get("test") or {}).get("overall") or {}
+    overall = ((read_json(run_dir / "metrics.json").get("splits") or {}).get("test") or {}).get("overall") or {}
     return {k: v for k, v in overall.items() if isinstance(v, (int, float))}
-
-
-def _read_json(path):
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
