@@ -123,6 +123,9 @@ class TrainConfig:
     distribute: str = "auto"  # auto | none | mirrored | multi_worker
     bn_recalibration_batches: int = 0  # >0: recompute BatchNorm statistics over this many clean
     #                                    training batches before export (training/bn_recalibration.py)
+    # Before export, fit a temperature per head on the validation split and fold it into the head's
+    # Dense layer (training/calibration.py); metrics.json records ECE / coverage before and after.
+    calibrate: bool = False
 
 
 @dataclass

@@ -23,10 +23,12 @@ def inference_copy(trained, model_cfg):
     return model
 
 
-def run_spec(model, cfg):
-    """The spec of a run's product: its heads, and the data `cfg` (an `ExperimentConfig`) trained it on."""
+def run_spec(model, cfg, calibration=None):
+    """The spec of a run's product: its heads, the data `cfg` (an `ExperimentConfig`) trained it on,
+    and the temperatures its heads were calibrated with (`training.calibration`), if any."""
     config = {"name": cfg.name, "data": {"root": str(cfg.data.root)}}
-    return spec_of_model(model, training_data=",".join(cfg.data.datasets), trained_on=data_kind(config))
+    return spec_of_model(model, training_data=",".join(cfg.data.datasets), trained_on=data_kind(config),
+                         calibration=calibration)
 
 
 def export_model(model, run_dir, saved_model=True, spec=None):

@@ -15,6 +15,7 @@ import keras
 
 from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
+from facenet_mtl.training.calibration import calibrate
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.models import output_names_for, transfer_weights, with_test_time_views
 from facenet_mtl.training import callbacks as cb
@@ -159,14 +160,22 @@ def finish_run(cfg, model, run):
         recalibrated = recalibrate_batch_norm(product, batches, cfg.train.bn_recalibration_batches)
         log.info(f"[{cfg.name}] BatchNorm statistics recomputed over {recalibrated} clean training batches "
                  f"({time.time() - started:.0f}s)")
+    network = product
     product = with_test_time_views(product, flip=cfg.model.test_time_flip, crops=cfg.model.test_time_crops,
                                    crop_scale=cfg.model.test_time_crop_scale)
-    export_model(product, run.path, spec=run_spec(product, cfg))
+    calibration = None
+    if cfg.train.calibrate:  # before the export: the files hold the calibrated heads
+        calibration = calibrate(product, network, _open_datasets(cfg), cfg.data.valid_split, cfg.data.test_split,
+                                cfg.data.limit, log=lambda line: log.info(f"[{cfg.name}] {line}"))
+    temperatures = (calibration or {}).get("temperatures") or None
+    export_model(product, run.path, spec=run_spec(product, cfg, calibration=temperatures))
     started = time.time()
     state = run.state()
     metrics = {"name": cfg.name, "splits": {}, "epochs": int(state.get("epoch", 0)),
                "train_seconds": float(state.get("train_seconds", 0.0)),
                "bn_recalibration_batches": recalibrated}
+    if calibration is not None:
+        metrics["calibration"] = calibration
     built = _open_datasets(cfg)
     for split in (cfg.data.valid_split, cfg.data.test_split):
         sets = _datasets_with_split(built, split)
