@@ -91,3 +91,7 @@ def test_a_run_with_calibrate_exports_calibrated_heads_and_records_the_figures(t
     t = metrics["temperatures"]["gender"]
     assert t != 1.0
     assert np.isfinite(np.asarray(reloaded(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), "float32"))["gender"])).all()
+    from facenet_mtl.artifact.spec import read_spec
+
+    for name in ("model.h5", "model.keras", "saved_model"):  # the model file states its temperatures
+        assert read_spec(run / name).calibration == metrics["temperatures"], name
