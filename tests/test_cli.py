@@ -181,7 +181,7 @@ def test_predict_prints_json_for_a_readable_image(cli, tmp_path, model_path):
     record, = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["path"] == str(photo) and len(record["faces"]) == 1
     assert record["model"].startswith("model.keras-") and "warning" not in record
-    assert set(record["faces"][0]) == {"box", "confidence", "age", "gender", "emotion", "smile"}
+    assert set(record["faces"][0]) == {"box", "confidence", "age", "age_range", "gender", "emotion", "smile"}
 
 
 @pytest.mark.parametrize("kind", ["truncated", "not_an_image", "missing"])

@@ -49,7 +49,7 @@ def test_predict_faces_is_well_formed_and_batch_independent(model_path):
     results = predictor.predict_faces(crops)
     assert len(results) == 5
     for r in results:
-        assert set(r) == {"age", "gender", "emotion", "smile"}
+        assert set(r) == {"age", "age_range", "gender", "emotion", "smile"}
         assert 0 <= r["age"] <= 100
         assert sum(r["emotion"]["probabilities"].values()) == pytest.approx(1, abs=1e-3)
         probs = r["emotion"]["probabilities"]  # rounded to 4 places: a near-uniform net may tie
@@ -119,7 +119,7 @@ def test_age_from_bins_and_whole_images_without_detection():
     assert [len(r) for r in results] == [1, 1]
     face = results[0][0]
     assert face["box"] == [0, 0, 40, 50] and 0 <= face["age"] <= 100
-    assert set(face) == {"box", "confidence", "age", "gender"} and face["confidence"] is None
+    assert set(face) == {"box", "confidence", "age", "age_range", "gender"} and face["confidence"] is None
     assert re.fullmatch(r"\d+y [MF] [01]\.\d\d", face_label(face))
 
 
@@ -222,7 +222,7 @@ def test_load_without_a_path_is_the_shipped_model_and_says_what_it_is():
     card = predictor.describe()
     assert card["tasks"] == list(info["tasks"]) and card["version"] == info["version"]
     faces = predictor.predict(np.full((80, 80, 3), 120, np.uint8), detect=False)
-    assert len(faces) == 1 and set(faces[0]) == {"box", "confidence", *info["tasks"]}  # values: not asserted
+    assert len(faces) == 1 and set(faces[0]) == {"box", "confidence", "age_range", *info["tasks"]}  # values: not asserted
 
 
 def test_a_users_model_is_named_by_file_and_digest_and_demo_runs_are_flagged(tmp_path):

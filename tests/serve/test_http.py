@@ -27,7 +27,7 @@ def photo(tmp_path_factory):
 
 def assert_faces_well_formed(faces):
     for face in faces:
-        assert set(face) == {"box", "confidence", "age", "gender", "emotion", "smile"}
+        assert set(face) == {"box", "confidence", "age", "age_range", "gender", "emotion", "smile"}
         x1, y1, x2, y2 = face["box"]
         assert x1 < x2 and y1 < y2 and 0.9 <= face["confidence"] <= 1
         assert list(face["emotion"]["probabilities"]) == ["angry", "disgust", "fear", "happy", "sad", "surprise",
