@@ -308,6 +308,9 @@ def save_annotated(rgb, faces, target):
     except OSError as exc:
         raise DataError(target.parent, f"cannot be made as a folder ({exc.strerror})",
                         "give --out a folder path that can be created") from None
-    if not cv2.imwrite(str(target), cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR)):
-        raise DataError(target, "could not be written", "check that the --out folder is writable")
+    # Encoded in memory and written by Python: OpenCV's path functions crash on a name that is not UTF-8.
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise DataError(target, "could not be encoded as JPEG", "report this image as a bug")
+    target.write_bytes(encoded.tobytes())
     return target

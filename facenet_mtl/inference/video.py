@@ -9,6 +9,10 @@ same loop over `cv2.VideoCapture(index)` (`predict_camera`).
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,7 +115,8 @@ def _open_video(path):
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "no such video file", "check the path")
-    capture = cv2.VideoCapture(str(path))
+    with _opencv_name(path) as name:  # opened here; the file stays open once the name is gone
+        capture = cv2.VideoCapture(name)
     if not capture.isOpened():
         raise DataError(path, "cannot be opened as a video (unknown codec, or not a video)",
                         "give an .mp4, .avi, .mov or .mkv file that a video player can play")
@@ -121,7 +126,53 @@ def _open_video(path):
 def _open_writer(path, fps, shape):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
+    writer = _VideoFile(path, fps, shape)
     if not writer.isOpened():
+        writer.release()
         raise DataError(path, "cannot be written as an mp4 video", "check that the --out folder is writable")
     return writer
+
+
+@contextlib.contextmanager
+def _opencv_name(path):
+    """A name for `path` that OpenCV can take: OpenCV's path functions crash (SIGSEGV) on a file
+    name that is not valid UTF-8, so any name beyond ASCII is handed over as an ASCII symbolic
+    link in a private temporary folder, removed on exit."""
+    name = os.fspath(path)
+    if name.isascii():
+        yield name
+        return
+    with tempfile.TemporaryDirectory(prefix="facenet-mtl-") as folder:
+        link = os.path.join(folder, "video" + (Path(name).suffix if Path(name).suffix.isascii() else ""))
+        os.symlink(os.path.abspath(name), link)
+        yield link
+
+
+class _VideoFile:
+    """cv2.VideoWriter for any file name: a name beyond ASCII is written under an ASCII name in a
+    temporary folder and moved to `path` on `release` (see `_opencv_name`)."""
+
+    def __init__(self, path, fps, shape):
+        self.path, self._folder = Path(path), None
+        name = os.fspath(self.path)
+        if not name.isascii():
+            self._folder = tempfile.mkdtemp(prefix="facenet-mtl-")
+            name = os.path.join(self._folder, "video.mp4")
+        self._name = name
+        self._writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
+
+    def isOpened(self):
+        return self._writer.isOpened()
+
+    def write(self, bgr):
+        self._writer.write(bgr)
+
+    def release(self):
+        self._writer.release()
+        if self._folder is not None:
+            try:
+                if os.path.exists(self._name):
+                    shutil.move(self._name, self.path)
+            finally:
+                shutil.rmtree(self._folder, ignore_errors=True)
+                self._folder = None

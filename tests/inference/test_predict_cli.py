@@ -153,3 +153,33 @@ def test_a_progress_bar_on_stderr_for_several_images_only(photos, model):
     assert many.exit_code == 0 and "4/4" in many.stderr and len(many.stdout.splitlines()) == 4
     few = run("--model", model, photos / "a", "--no-detect")
     assert few.exit_code == 0 and "2/2" not in few.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_written_without_a_crash(model, tmp_path):
+    """OpenCV's imread/imwrite/VideoCapture crash (SIGSEGV) on such names: run in a subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    folder = os.fsencode(tmp_path / "in")
+    os.mkdir(folder)
+    ok, encoded = cv2.imencode(".jpg", np.full((24, 32, 3), 90, np.uint8))
+    with open(folder + b"/bad\xff\xfe.jpg", "wb") as handle:
+        handle.write(encoded.tobytes())
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 4, (32, 24))
+    for i in range(3):
+        writer.write(np.full((24, 32, 3), 30 * i, np.uint8))
+    writer.release()
+    clip = folder + b"/clip\xff.avi"
+    os.rename(tmp_path / "clip.avi", clip)
+    out = os.fsencode(tmp_path) + b"/out\xfe"
+    for fmt in ("jsonl", "csv"):
+        done = subprocess.run([sys.executable, "-m", "facenet_mtl.cli", "predict", "--model", os.fsencode(model),
+                               folder, clip, "--no-detect", "--out", out, "--format", fmt],
+                              capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert sorted(os.listdir(out)) == [b"bad\xff\xfe_annotated.jpg", b"clip\xff_annotated.mp4"]
+    with open(out + b"/bad\xff\xfe_annotated.jpg", "rb") as handle:
+        assert cv2.imdecode(np.frombuffer(handle.read(), np.uint8), cv2.IMREAD_COLOR).shape == (24, 32, 3)
+    os.link(out + b"/clip\xff_annotated.mp4", tmp_path / "copy.mp4")  # an ASCII name to check it by
+    assert cv2.VideoCapture(str(tmp_path / "copy.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
