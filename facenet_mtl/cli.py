@@ -371,7 +371,8 @@ def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames,
     if not inputs and camera is None:
         raise DataError("predict", "no images given", "give image files, folders, globs, videos, - (paths on "
                         "stdin) or --camera N, e.g. facenet-mtl predict photo.jpg")
-    found = expand_inputs(inputs, sys.stdin if "-" in inputs else None)  # bad paths fail before the model loads
+    found = expand_inputs(inputs, sys.stdin if "-" in inputs else None,  # bad paths fail before the model loads
+                          exclude=out_dir)  # never the previous run's own outputs
     if out_dir is not None:
         check_out_dir(out_dir)
     for folder, count in found.skipped.items():

@@ -86,6 +86,8 @@ def _read_file(path, name):
         raise CorruptImageError(name, "file not found") from None
     except NotADirectoryError:
         raise CorruptImageError(name, "file not found (a parent is not a folder)") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, permission denied on a folder
+        raise CorruptImageError(name, f"cannot be read ({exc.strerror})") from None
     if stat.S_ISDIR(info.st_mode):
         raise CorruptImageError(name, "is a directory, not an image file")
     if not stat.S_ISREG(info.st_mode):  # a pipe or a device would block or never end
@@ -93,7 +95,10 @@ def _read_file(path, name):
     if info.st_size > MAX_FILE_BYTES:
         raise ImageTooLargeError(name, f"{info.st_size / 2**20:.0f} MiB file (the limit is "
                                        f"{MAX_FILE_BYTES >> 20} MiB)")
-    return Path(path).read_bytes()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:  # permission denied, an I/O error
+        raise CorruptImageError(name, f"cannot be read ({exc.strerror})") from None
 
 
 class ImageTooLargeError(CorruptImageError):

@@ -78,6 +78,8 @@ def predict_inputs(predictor: FacePredictor, inputs: Inputs, detect: bool = True
     of its videos; `out_dir` gets the annotated images and `<stem>_annotated.mp4` videos."""
     from facenet_mtl.inference.video import predict_video
 
+    for path, message in inputs.unreadable.items():  # folders that could not be listed: one error each
+        yield make_record(predictor.card, path, [], error=message)
     yield from predict_files(predictor, inputs.images, detect=detect, batch_size=batch_size, out_dir=out_dir,
                              progress=progress)
     video_targets = annotated_names(inputs.videos)

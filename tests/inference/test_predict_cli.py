@@ -183,3 +183,52 @@ def test_a_file_name_that_is_not_utf8_is_read_and_written_without_a_crash(model,
         assert cv2.imdecode(np.frombuffer(handle.read(), np.uint8), cv2.IMREAD_COLOR).shape == (24, 32, 3)
     os.link(out + b"/clip\xff_annotated.mp4", tmp_path / "copy.mp4")  # an ASCII name to check it by
     assert cv2.VideoCapture(str(tmp_path / "copy.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
+
+
+def test_each_bad_path_in_a_folder_gets_its_own_error_and_the_others_go_on(model, photos, monkeypatch):
+    """A symbolic link loop, an unreadable file and an unreadable subfolder: an `error` record each,
+    every readable photo predicted, exit 2 at the end. As root, chmod does not stop reading, so
+    there the permission errors are raised where the operating system would raise them."""
+    import os
+    import pathlib
+
+    os.symlink("self.jpg", photos / "a" / "self.jpg")
+    locked, hidden = photos / "b" / "locked.jpg", photos / "c"
+    cv2.imwrite(str(locked), np.full((24, 32, 3), 7, np.uint8))
+    hidden.mkdir()
+    cv2.imwrite(str(hidden / "inside.jpg"), np.full((24, 32, 3), 7, np.uint8))
+    if os.geteuid() != 0:
+        locked.chmod(0)
+        hidden.chmod(0)
+    else:
+        read_bytes, scandir = pathlib.Path.read_bytes, os.scandir
+
+        def denied(path):
+            return PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(pathlib.Path, "read_bytes",
+                            lambda self: (_ for _ in ()).throw(denied(self)) if self == locked else read_bytes(self))
+        monkeypatch.setattr(os, "scandir", lambda path=".": (_ for _ in ()).throw(denied(path))
+                            if str(path) == str(hidden) else scandir(path))
+    try:
+        result = run("--model", model, photos, "--no-detect")
+    finally:
+        locked.chmod(0o644)
+        hidden.chmod(0o755)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    records = {r["path"]: r for r in map(json.loads, result.stdout.splitlines())}
+    errors = {path for path, r in records.items() if "error" in r}
+    assert errors == {str(photos / "a" / "self.jpg"), str(locked), str(hidden)}
+    good = {path for path, r in records.items() if r["faces"]}
+    assert good == {str(photos / n) for n in ("a/face.jpg", "b/face.png", "b/deep/more.jpg")}
+    assert all(f"error: {records[path]['error']}" in result.stderr for path in errors)
+    assert "3 of 6 image(s) could not be read" in result.stderr
+
+
+def test_out_inside_an_input_folder_is_not_read_by_the_next_run(model, photos):
+    for _ in range(2):
+        result = run("--model", model, photos, "--no-detect", "--out", photos / "annotated")
+        assert result.exit_code == 0, result.output
+        assert len(lines(result)) == 3 and not any("_annotated" in r["path"] for r in lines(result))
+    glob = run("--model", model, str(photos / "**" / "*.jpg"), "--no-detect", "--out", photos / "annotated")
+    assert len(lines(glob)) == 2 and not any("_annotated" in r["path"] for r in lines(glob))
