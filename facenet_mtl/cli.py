@@ -2,6 +2,7 @@
 import errno
 import functools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -43,13 +44,41 @@ def user_errors(fn):
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
-            if exc.filename is None or exc.errno not in OS_FIXES:
+            if exc.errno not in OS_FIXES:
                 raise
-            path = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
-            click.echo(f"error: {path}: {exc.strerror}\n  fix: {OS_FIXES[exc.errno]}", err=True)
+            path = "" if exc.filename is None else f"{exc.filename}: " if exc.filename2 is None else \
+                f"{exc.filename} -> {exc.filename2}: "
+            click.echo(f"error: {path}{exc.strerror}\n  fix: {OS_FIXES[exc.errno]}", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            fix = _tensorflow_file_fix(exc)
+            if fix is None:
+                raise
+            message = re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]$", "", str(exc).strip())  # TF's op wrapping
+            click.echo(f"error: {message[:500]}\n  fix: {fix}", err=True)
             sys.exit(2)
 
     return wrapper
+
+
+# TensorFlow's own file errors (tf.io, TFRecord writers, TensorBoard, SavedModel) are not OSError:
+# the fix for each, by class name.
+TF_FILE_FIXES = {
+    "ResourceExhaustedError": "free some disk space (or memory), or choose another location",
+    "PermissionDeniedError": "check the permissions of that path (or its folder), or choose another location",
+    "NotFoundError": "check that the path and its folder exist",
+    "AlreadyExistsError": "that path already exists: remove it or choose another",
+    "FailedPreconditionError": "check that path: a folder where a file is expected, or a read-only file system",
+    "DataLossError": "the file is truncated or damaged: copy or build it again",
+}
+
+
+def _tensorflow_file_fix(exc):
+    """The fix for a TensorFlow file error (`tf.errors.OpError` subclasses above), else None."""
+    errors = getattr(sys.modules.get("tensorflow"), "errors", None)
+    if errors is None or not isinstance(exc, errors.OpError):
+        return None
+    return TF_FILE_FIXES.get(type(exc).__name__)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
