@@ -117,6 +117,22 @@ def decode_bytes(data: bytes | bytearray | memoryview, name: str = "<bytes>") ->
     return _decode(bytes(data), name)[0]
 
 
+def decode_bytes_scaled(data: bytes | bytearray | memoryview, name: str = "<bytes>") -> tuple[np.ndarray, float]:
+    """`(rgb, scale)` of an encoded image, as `load_rgb_scaled` gives them for a file."""
+    return _decode(bytes(data), name)
+
+
+def bounded(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """`(rgb, scale)`: an already decoded image (a video frame) shrunk to at most `DECODE_PIXELS`,
+    as a large file is decoded reduced, and the factor from original pixels onto it (1: as is)."""
+    height, width = rgb.shape[:2]
+    if height * width <= DECODE_PIXELS:
+        return rgb, 1.0
+    scale = (DECODE_PIXELS / (height * width)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), size[0] / width
+
+
 def _read_zip_member(zip_path, member):
     name = f"{zip_path}:{member}"
     key = (os.getpid(), str(zip_path))

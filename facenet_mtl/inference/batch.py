@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from facenet_mtl.data import images
 from facenet_mtl.errors import DataError
 from facenet_mtl.inference.predictor import annotated_names, check_out_dir, save_annotated
-from facenet_mtl.inference.records import make_record
+from facenet_mtl.inference.records import in_original_pixels, make_record
 
 if TYPE_CHECKING:
     from facenet_mtl.inference.inputs import Inputs
@@ -48,26 +48,28 @@ def predict_files(predictor: FacePredictor, paths: Iterable[str | Path], detect:
             decoded = upcoming.result()  # type: ignore[union-attr]  # set whenever there are chunks
             if number + 1 < len(chunks):
                 upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[number + 1]])
-            readable = [(i, rgb) for i, rgb in zip(chunk, decoded) if not isinstance(rgb, DataError)]
+            readable = [(i, rgb) for i, (rgb, _) in zip(chunk, decoded) if not isinstance(rgb, DataError)]
             results = dict(zip((i for i, _ in readable), predictor.predict_arrays([rgb for _, rgb in readable],
                                                                                    detect=detect)))
-            for i, rgb in zip(chunk, decoded):
+            for i, (rgb, scale) in zip(chunk, decoded):
                 if isinstance(rgb, DataError):
                     yield make_record(predictor.card, paths[i], [], error=str(rgb))
                     continue
                 written = save_annotated(rgb, results[i], out_dir / targets[i]) if out_dir is not None else None
-                yield make_record(predictor.card, paths[i], results[i], annotated=written and str(written))
+                yield make_record(predictor.card, paths[i], in_original_pixels(results[i], scale),
+                                  annotated=written and str(written))
             bar.update(len(chunk))
 
 
 def _decode_all(paths):
-    """Each path's RGB pixels, or the DataError that says why it cannot be read."""
+    """Each path's `(rgb, scale)` (a large image decoded reduced), or `(the DataError that says
+    why it cannot be read, None)`."""
     decoded = []
     for path in paths:
         try:
-            decoded.append(images.load_rgb(os.fspath(path)))
+            decoded.append(images.load_rgb_scaled(os.fspath(path)))
         except DataError as exc:
-            decoded.append(exc)
+            decoded.append((exc, None))
     return decoded
 
 

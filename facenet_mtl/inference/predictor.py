@@ -22,6 +22,7 @@ from facenet_mtl import tasks as task_registry
 from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
 from facenet_mtl.inference.loading import MODEL_SUFFIXES, load_keras_model  # noqa: F401  (re-exported)
 from facenet_mtl.inference.model_card import ModelCard, describe
+from facenet_mtl.inference.records import in_original_pixels
 
 
 class NoFaceWarning(UserWarning):
@@ -117,8 +118,10 @@ class FacePredictor:
         """
         single = _is_one_image(images_or_paths)
         items = [images_or_paths] if single else list(images_or_paths)
-        rgbs = [images.load_rgb(os.fspath(item) if isinstance(item, (str, Path)) else item) for item in items]
-        results = self.predict_arrays(rgbs, detect=detect)
+        decoded = [images.load_rgb_scaled(os.fspath(item) if isinstance(item, (str, Path)) else item)
+                   for item in items]
+        results = [in_original_pixels(faces, scale)  # a large photo is decoded reduced; boxes are not
+                   for faces, (_, scale) in zip(self.predict_arrays([rgb for rgb, _ in decoded], detect=detect), decoded)]
         for index, (item, faces) in enumerate(zip(items, results)):
             if not faces:
                 name = item if isinstance(item, (str, Path)) else f"image {index}"

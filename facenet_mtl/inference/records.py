@@ -36,6 +36,14 @@ def make_record(card: ModelCard, path: str | Path, faces: list[dict[str, Any]], 
     return record
 
 
+def in_original_pixels(faces: list[dict[str, Any]], scale: float) -> list[dict[str, Any]]:
+    """`faces` found on an image decoded reduced by `scale` (`images.load_rgb_scaled`), their
+    boxes mapped back onto the original image's pixels: what every record reports."""
+    if scale == 1:
+        return faces
+    return [dict(face, box=[int(round(v / scale)) for v in face["box"]]) for face in faces]
+
+
 CSV_COLUMNS = (["path", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "confidence", "age", "gender",
                 "gender_probability", "emotion"] + [f"emotion_{name}" for name in EMOTIONS]
                + ["smile", "smile_probability", "model", "annotated", "note", "warning", "error"])

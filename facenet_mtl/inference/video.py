@@ -21,7 +21,8 @@ import cv2
 
 from facenet_mtl.errors import DataError
 from facenet_mtl.inference.predictor import annotate
-from facenet_mtl.inference.records import make_record
+from facenet_mtl.data import images
+from facenet_mtl.inference.records import in_original_pixels, make_record
 
 if TYPE_CHECKING:
     from facenet_mtl.inference.predictor import FacePredictor
@@ -89,7 +90,9 @@ def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCaptur
 def _flush(predictor, pending, detect, fps, name, writer):
     """Predict the pending frames together, write them (annotated) and yield their records;
     returns the last frame's faces, drawn on the frames until the next prediction."""
-    results = predictor.predict_arrays([rgb for _, rgb in pending], detect=detect)
+    small = [images.bounded(rgb) for _, rgb in pending]  # frames as large as photos are bounded the same way
+    results = [in_original_pixels(faces, scale)
+               for faces, (_, scale) in zip(predictor.predict_arrays([rgb for rgb, _ in small], detect=detect), small)]
     for (index, rgb), faces in zip(pending, results):
         if writer is not None:
             writer.write(cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
