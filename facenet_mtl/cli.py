@@ -461,11 +461,14 @@ def _write_predictions(predictor, found, fmt, camera, options):
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 answers other machines too.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Larger uploads get HTTP 413.")
+              callback=lambda ctx, param, value: _upload_limit(value), help="Larger uploads get HTTP 413.")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Predictions that may run at once.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests whose Host header is NAME (repeatable; * for any). By default only "
+                   "localhost, 127.0.0.1, ::1 and --host (with 0.0.0.0: this machine's names) are answered.")
 @user_errors
-def serve_cmd(model_path, host, port, max_upload_mb, threads):
+def serve_cmd(model_path, host, port, max_upload_mb, threads, allow_hosts):
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, GET /healthz, and a page at /.
 
     \b
@@ -486,7 +489,20 @@ def serve_cmd(model_path, host, port, max_upload_mb, threads):
             raise DataError(f"{host}:{port}", f"cannot be listened on ({exc.strerror})",
                             "give another --port, or stop what is using it") from None
     serve(model_path, host=host, port=port, max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
-          log=lambda line: click.echo(line, err=True))
+          log=lambda line: click.echo(line, err=True), allow_hosts=allow_hosts)
+
+
+MAX_UPLOAD_MB = 4096  # a photo is never bigger; beyond, the limit is a typo
+
+
+def _upload_limit(value):
+    """--max-upload-mb as a finite number of MB up to `MAX_UPLOAD_MB` (nan, inf, 1e400 are refused)."""
+    import math
+
+    if not math.isfinite(value) or value > MAX_UPLOAD_MB:
+        raise click.BadParameter(f"{value} is not a size in MB between 0 and {MAX_UPLOAD_MB}, e.g. 10",
+                                 param_hint="--max-upload-mb")
+    return value
 
 
 @main.command("publish-release")

@@ -353,3 +353,11 @@ def test_user_errors_maps_tensorflows_file_errors_like_os_errors(write, said, fi
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.startswith("error: ") and said in err and fix in err
     assert "{{function_node" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("limit", ["nan", "inf", "1e400", "-1", "0"])
+def test_serve_refuses_an_upload_limit_that_is_no_size(limit):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli_module.main, ["serve", "--max-upload-mb", limit])
+    assert result.exit_code == 2 and "--max-upload-mb" in result.output and "Traceback" not in result.output

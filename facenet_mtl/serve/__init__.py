@@ -8,8 +8,10 @@ from facenet_mtl.errors import DataError
 INSTALL = "pip install 'facenet-mtl[serve]' (starlette, uvicorn, python-multipart)"
 
 
-def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=1, log=print):
-    """Load the model once, warm it up, and answer HTTP on host:port until interrupted."""
+def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=1, log=print,
+          allow_hosts=()):
+    """Load the model once, warm it up, and answer HTTP on host:port until interrupted: to the
+    host names `served_hosts(host)` and `allow_hosts` ("*": any Host header)."""
     try:
         import uvicorn
 
@@ -23,9 +25,27 @@ def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 10
     warm_up(predictor)
     if predictor.warning:
         log(f"warning: {predictor.warning}")
-    app = create_app(predictor, max_upload_bytes=max_upload_bytes, threads=threads)
+    app = create_app(predictor, max_upload_bytes=max_upload_bytes, threads=threads,
+                     allowed_hosts=served_hosts(host) + tuple(allow_hosts))
     log(f"serving {predictor.model_id} on http://{host}:{port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def served_hosts(host):
+    """The host names a server listening on `host` answers to: the loopback names, `host`, and
+    for 0.0.0.0 / :: this machine's own name(s) and addresses."""
+    import socket
+
+    from facenet_mtl.serve.app import LOCAL_HOSTS
+
+    names = [*LOCAL_HOSTS, host]
+    if host in ("0.0.0.0", "::", ""):
+        names += [socket.gethostname(), socket.getfqdn()]
+        try:
+            names += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)]
+        except OSError:
+            pass
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def warm_up(predictor):
