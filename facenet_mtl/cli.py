@@ -288,7 +288,9 @@ def _expand_experiments(items):
         elif path.is_file():
             paths.append(path)
         else:
-            raise DataError(path, "experiment config not found", "give a .toml file or a folder of them")
+            from facenet_mtl.training.config import CONFIG_NOT_FOUND_FIX
+
+            raise DataError(path, "experiment config not found", f"give a .toml file or a folder of them; {CONFIG_NOT_FOUND_FIX}")
     return paths
 
 
@@ -472,7 +474,7 @@ def serve_cmd(model_path, host, port, max_upload_mb, threads, allow_hosts):
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, GET /healthz, and a page at /.
 
     \b
-    Needs the serve extra: pip install 'facenet-mtl[serve]'.
+    Needs the serve extra: pip install -e '.[serve]' in the facenet-mtl source folder.
     Examples:
       facenet-mtl serve                       # the shipped model on http://127.0.0.1:8000/
       facenet-mtl serve --model runs/real-mtl/model.h5 --port 8080

@@ -197,3 +197,16 @@ def test_predict_on_an_unreadable_image_exits_2_naming_it(cli, tmp_path, model_p
         bad.write_text("hello")
     result = cli("predict", model_path, good, bad, "--no-detect")
     assert_user_error(result, bad, "fix:")
+
+
+@pytest.mark.parametrize("args", [["train", "--config", "experiments/demo/demo-pretrain.toml"],
+                                  ["run", "experiments/demo/"]])
+def test_the_help_examples_outside_a_checkout_say_where_the_configs_are(args, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from facenet_mtl.cli import main
+
+    monkeypatch.chdir(tmp_path)  # an installed package, run anywhere: no experiments/ here
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "\n  fix: " in result.output and "facenet-mtl source" in result.output

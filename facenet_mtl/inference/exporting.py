@@ -10,7 +10,7 @@ model's; above `TOLERANCE` the file is removed and `ExportCheckError` raised (CL
 labels and the input contract (`training.export.model_metadata`) go into the file where the format
 has room: ONNX `metadata_props`, a LiteRT metadata buffer named "facenet_mtl", an h5 attribute,
 and `labels.json` (plus the loader's `facenet_mtl.json`) beside `OUT/1/saved_model.pb`.
-Optional runtimes come from `pip install "facenet-mtl[export]"`.
+Optional runtimes come from `pip install -e ".[export]"` in the facenet-mtl source folder.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ TOLERANCE = 1e-4
 ONNX_OPSET = 17
 METADATA_KEY = "facenet_mtl"
 SAMPLE_FACES = 8
-EXTRA = 'pip install "facenet-mtl[export]"'
+EXTRA = 'pip install -e ".[export]" in the facenet-mtl source folder'
 
 
 class ExportCheckError(Exception):

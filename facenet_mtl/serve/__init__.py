@@ -5,7 +5,8 @@
 """
 from facenet_mtl.errors import DataError
 
-INSTALL = "pip install 'facenet-mtl[serve]' (starlette, uvicorn, python-multipart)"
+INSTALL = ("in the facenet-mtl source folder: pip install -e '.[serve]' (starlette, uvicorn, python-multipart; "
+           "facenet-mtl is installed from its source, not from PyPI)")
 
 
 def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=1, log=print,
