@@ -8,6 +8,7 @@ import pytest
 from facenet_mtl.data import images
 from facenet_mtl.data.faces import Face, FaceDetector, crop_face
 from tests.data.conftest import SHARED_DATA
+from tests.photos import missing_data
 
 UTKFACE = SHARED_DATA / "utkface" / "UTKFace"
 PASTED = (220, 140, 420, 340)  # where the 200x200 UTKFace crop goes in the 480x640 photo
@@ -30,7 +31,7 @@ def photo():
     """A real aligned UTKFace face pasted into a plain 480x640 'photo'."""
     files = sorted(UTKFACE.glob("*.jpg"))
     if not files:
-        pytest.skip(f"needs the real faces in {UTKFACE}")
+        pytest.skip(missing_data(UTKFACE, "the real faces"))
     canvas = np.full((480, 640, 3), (70, 90, 110), np.uint8)
     x1, y1, x2, y2 = PASTED
     canvas[y1:y2, x1:x2] = images.load_rgb(files[0])

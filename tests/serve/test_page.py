@@ -93,12 +93,12 @@ def test_each_box_is_drawn_where_the_json_puts_it(server, browser, tmp_path, pho
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.photos import GENKI
+    from tests.photos import GENKI, missing_data
 
     if photo_size == "genki":
         photo = GENKI / "file0003.jpg"
         if not photo.is_file():
-            pytest.skip(f"needs the GENKI-4K photos in {GENKI} (set FACENET_MTL_SHARED_DATA to the data folder)")
+            pytest.skip(missing_data(GENKI, "the GENKI-4K photos"))
     else:
         photo = tmp_path / "face.jpg"
         side = min(photo_size) // 2
