@@ -346,6 +346,35 @@ def evaluate_cmd(model_path, data_root, datasets, split, by, json_out, limit, tr
         Path(json_out).write_text(json.dumps(evaluation, indent=2))
 
 
+@main.command("teach")
+@click.argument("model_path", type=click.Path())
+@click.option("--data", "data_root", required=True, type=click.Path(), help="Records root (build-tfrecords --out).")
+@click.option("--datasets", default="", help="Comma-separated datasets (default: every one under --data).")
+@click.option("--split", default="train", show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="The teacher file to write (.npz).")
+@click.option("--trust-saved-model", is_flag=True, help="Load a SavedModel facenet-mtl did not write (it runs its graph).")
+@user_errors
+def teach_cmd(model_path, data_root, datasets, split, out, trust_saved_model):
+    """Write MODEL's outputs on every training face as a teacher file for self-distillation
+    (a config's data.teacher; its data.teacher_weight mixes them into the targets).
+
+    \b
+    Examples:
+      facenet-mtl teach runs/dense-mtl/model.h5 --data data_out/release --out runs/dense-mtl-teacher.npz
+    """
+    from facenet_mtl.data.built_dataset import built_dataset_names
+    from facenet_mtl.inference.predictor import load_keras_model
+    from facenet_mtl.training.distillation import write_teacher
+
+    model = load_keras_model(model_path, trust_saved_model=trust_saved_model)
+    names = [d for d in datasets.split(",") if d] or (built_dataset_names(data_root) if Path(data_root).is_dir() else [])
+    if not names:
+        raise DataError(data_root, "holds no built datasets (no */manifest.json)", "run facenet-mtl build-tfrecords first")
+    counts = write_teacher(model, model_path, data_root, names, out, split=split,
+                           progress=lambda line: click.echo(line, err=True))
+    click.echo(f"teacher file: {out} ({sum(counts.values())} faces)")
+
+
 @main.command("predict")
 @click.argument("inputs", nargs=-1, type=click.Path())
 @click.option("--model", "model_path", type=click.Path(),

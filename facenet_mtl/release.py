@@ -23,6 +23,9 @@ import numpy as np
 
 from facenet_mtl.data.built_dataset import BuiltDataset, built_dataset_names
 from facenet_mtl.data.schema import EMOTIONS, GENDERS, SMILES
+from facenet_mtl.data import balance
+from facenet_mtl.data.schema import AGE_BANDS
+from facenet_mtl.training import calibration
 from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, grouped_datasets
 from facenet_mtl.training.export import save_h5
 from facenet_mtl.weights import RELEASE_INFO, RELEASE_MODEL, WEIGHTS_DIR, sha256_of
@@ -85,6 +88,7 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     evaluation["group_seconds"] = round(sum(evaluation.get("seconds_by_dataset", {}).get(name, 0)
                                             for name in grouped_datasets(data_root, datasets, "test", GROUPINGS)), 1)
     photos = photo_path_agreement(RELEASE_MODEL, utkface_dir, limit=photo_limit) if utkface_dir else None
+    calibrated = test_calibration(model, data_root, datasets)
     manifests = {name: BuiltDataset.open(data_root, name).manifest for name in datasets}
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     info = {
@@ -98,6 +102,8 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
         "labels": {"gender": list(GENDERS), "emotion": list(EMOTIONS), "smile": list(SMILES),
                    "age": "years, the expectation over 101 one-year bins (age_probs)"},
         "figures": _headline(evaluation, photos),
+        "calibration": {"temperatures": metrics.get("calibration", {}).get("temperatures", {}),
+                        "valid": metrics.get("calibration", {}).get("valid"), "test": calibrated},
         "training": {"datasets": list(config["data"]["datasets"]), "epochs": metrics.get("epochs"),
                      "train_seconds": metrics.get("train_seconds"), "stages": stages,
                      "total_train_seconds": sum(st.get("train_seconds") or 0 for st in stages) or None,
@@ -112,6 +118,54 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     (WEIGHTS_DIR / "evaluation.json").write_text(json.dumps({"test": evaluation, "photo_path": photos}, indent=2) + "\n")
     CARD.write_text(model_card(info, evaluation, photos, manifests))
     return info
+
+
+def test_calibration(model, data_root, datasets) -> dict[str, Any]:
+    """What the heads' probabilities and the age interval are worth on the test splits: ECE per
+    classification head, the 80 % age interval's coverage and the MAE, overall and per age band."""
+    built = {name: BuiltDataset.open(data_root, name) for name in datasets}
+    preds, labels = calibration.split_predictions(model, built, "test")
+    result = {"overall": calibration.calibration_figures(preds, labels), "age_by_band": {}}
+    if "age_probs" in preds:
+        bands = balance.group_values(labels, "age_band")
+        for index, (name, _, _) in enumerate(AGE_BANDS):
+            inside = (bands == index) & (labels["age"] != calibration.MISSING)
+            if inside.any():
+                result["age_by_band"][name] = {
+                    "coverage": calibration.age_coverage(preds["age_probs"][inside], labels["age"][inside]),
+                    "mae": calibration.age_mae(preds["age_probs"][inside], labels["age"][inside]),
+                    "n": int(inside.sum())}
+    return result
+
+
+def calibration_markdown(info: Mapping[str, Any]) -> str:
+    """The card's calibration and age-interval tables, from release.json's "calibration"."""
+    calib = info.get("calibration") or {}
+    temperatures, valid, test = calib.get("temperatures", {}), calib.get("valid") or {}, calib.get("test") or {}
+    overall = test.get("overall", {})
+    rows = []
+    for task, figures in overall.items():
+        if "ece" not in figures:
+            continue
+        before = valid.get("before", {}).get(task, {}).get("ece")
+        after = valid.get("after", {}).get(task, {}).get("ece")
+        rows.append(f"| {task} | {temperatures.get(task, 1.0):.3f} | {_three(before)} | {_three(after)} | "
+                    f"{figures['ece']:.3f} | {figures['n']} |")
+    table = ("| head | temperature | ECE valid, before | ECE valid, after | ECE test (this model) | n test |\n"
+             "|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows)) if rows else "(not measured)"
+    age = overall.get("age")
+    bands = test.get("age_by_band", {})
+    interval = "(not measured)"
+    if age:
+        interval = ("| faces | coverage of the 80 % interval | MAE | n |\n|---|---:|---:|---:|\n"
+                    f"| all test faces with a year | {age['coverage']:.3f} | {age['mae']:.2f} | {age['n']} |\n"
+                    + "\n".join(f"| {name} | {m['coverage']:.3f} | {m['mae']:.2f} | {m['n']} |"
+                                 for name, m in bands.items()))
+    t_age = temperatures.get("age")
+    note = (f"The age head's temperature ({t_age:.3f}) was fitted for 80 % coverage on validation."
+            if t_age else "The age head has no temperature: fitting one moved the validation MAE by more than 0.02 years, "
+                          "or the run was not calibrated.")
+    return f"{table}\n\n### Age interval (`age_range`: the 10th to 90th percentile of the age bins)\n{interval}\n\n{note}"
 
 
 def training_stages(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -231,8 +285,13 @@ def model_card(info: Mapping[str, Any], evaluation: Mapping[str, Any], photos: M
         ff_band=group_table("fairface", "age_band"), utk_race=group_table("utkface", "race"),
         utk_gender=group_table("utkface", "gender"), utk_band=group_table("utkface", "age_band"),
         seconds=evaluation.get("group_seconds", evaluation.get("seconds", "")), epochs=info["training"]["epochs"],
+        calibration=calibration_markdown(info),
         stages=_stages_text(info["training"].get("stages") or [{"run": info.get("run"), "epochs": info["training"]["epochs"]}]),
         total_hours=_hours(info["training"].get("total_train_seconds") or info["training"]["train_seconds"]))
+
+
+def _three(value):
+    return "" if value is None else f"{value:.3f}"
 
 
 def _hours(seconds):
@@ -368,6 +427,12 @@ UTKFace by gender:
 UTKFace by age band:
 
 {utk_band}
+
+### Calibration (`train.calibrate`: a temperature per head fitted on validation, folded into the head)
+Expected calibration error (15 confidence bins; 0 means a probability of 0.9 is right 9 times in 10),
+over the faces each head is labelled on:
+
+{calibration}
 
 ### Emotion confusion matrix (FER2013 PublicTest, rows: true label)
 {confusion}

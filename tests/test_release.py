@@ -46,8 +46,8 @@ def test_publish_measures_the_model_and_names_every_stage_even_through_a_warm_re
         tiny_records, tmp_path, package_weights):
     runs = tmp_path / "runs"
     run(tiny_records, runs, "stage-a", train=TRAIN, data={"epoch_size": 64})
-    four = run(tiny_records, runs, "stage-b", stage="finetune", init="stage-a", train=TRAIN, data=DATA,
-               model={**FOUR, "test_time_crops": 5, "test_time_crop_scale": 0.9})
+    four = run(tiny_records, runs, "stage-b", stage="finetune", init="stage-a", train={**TRAIN, "calibrate": True},
+               data=DATA, model={**FOUR, "test_time_crops": 5, "test_time_crop_scale": 0.9})
 
     info = release.publish_release(four, tiny_records, command="make release")
     shipped = package_weights / "release.h5"
@@ -67,6 +67,15 @@ def test_publish_measures_the_model_and_names_every_stage_even_through_a_warm_re
     card = (package_weights / "MODEL_CARD.md").read_text()
     assert "stage-a (1 epoch), stage-b (1 epoch)" in card and info["sha256"][:16] in card
     assert f"{figures['emotion_acc_fer2013_publictest']:.2%}".rstrip("%") in card
+    # calibration: the run's temperatures and validation ECE, the shipped model's test ECE and coverage
+    calib = info["calibration"]
+    assert set(calib["temperatures"]) >= {"gender", "emotion", "smile"}
+    assert {"gender", "emotion", "smile", "age"} <= set(calib["test"]["overall"])
+    for head in ("gender", "emotion", "smile"):
+        ece = calib["test"]["overall"][head]["ece"]
+        assert 0 <= ece <= 1 and f"| {head} | {calib['temperatures'][head]:.3f} |" in card and f"{ece:.3f}" in card
+    assert 0 <= calib["test"]["overall"]["age"]["coverage"] <= 1 and calib["test"]["age_by_band"]
+    assert "coverage of the 80 % interval" in card
 
     # a warm restart of the (now) shipped model: its stages go on from the package's release.json
     warm = run(tiny_records, runs, "stage-c", stage="finetune", init=str(shipped), train=TRAIN, data=DATA,

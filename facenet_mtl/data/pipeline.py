@@ -8,17 +8,21 @@ RGB 0-255 (the model normalises inside), and a missing label has weight 0 so it 
 """
 from dataclasses import dataclass
 
+import logging
 import math
 
+import numpy as np
 import tensorflow as tf
 
-from facenet_mtl.data import record_format
+from facenet_mtl.data import balance, record_format
+from facenet_mtl.data.teacher import TeacherTargets
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.errors import DataError
 from facenet_mtl import tasks
 from facenet_mtl.data.schema import LABEL_FIELDS, MAX_AGE, MISSING, TASKS
 
 AUTOTUNE = tf.data.AUTOTUNE
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,15 @@ class InputSpec:
     limit: int = 0
     seed: int = 1
     partition_seed: int = 0  # >0: pool train+valid and redraw the valid split with this seed
+    # Group-balanced sampling (data/balance.py) of the datasets that label every grouping named:
+    # each grouping's shares move to natural ** balance_power (0: equal), repeats capped.
+    balance_by: tuple = ()
+    balance_power: float = 0.0
+    balance_max_repeat: float = 3.0
+    # Self-distillation (data/teacher.py): a teacher file's outputs mixed into every training
+    # face's targets at teacher_weight; "" trains on the labels alone.
+    teacher: str = ""
+    teacher_weight: float = 0.5
 
 
 def read_split(built, split, image_size, limit=0, cache=True, deterministic=True, partition_seed=0):
@@ -74,6 +87,30 @@ def read_split(built, split, image_size, limit=0, cache=True, deterministic=True
 
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return ds.cache() if cache else ds
+
+
+def read_labels(built, split, limit=0):
+    """Every label field of `split` of `built` as numpy arrays, images left undecoded."""
+    spec = {name: feature for name, feature in record_format.parse_spec().items() if name in LABEL_FIELDS}
+    files = [str(f) for f in built.shard_files(split)]
+    ds = tf.data.TFRecordDataset(files)
+    if limit:
+        ds = ds.take(limit)
+    ds = ds.batch(4096).map(lambda serialized: tf.io.parse_example(serialized, spec))
+    parts = list(ds.as_numpy_iterator())
+    return {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0) for name in LABEL_FIELDS}
+
+
+def balancing_filter(spec, built, split, seed):
+    """The `tf.data` filter that balances `built`'s stream by `spec.balance_by`, or None when
+    balancing is off or the dataset does not label every grouping; logs the shares it gives."""
+    if not spec.balance_by or not all(balance.labels_grouping(built, split, g) for g in spec.balance_by):
+        return None
+    counts = balance.cell_counts(read_labels(built, split, spec.limit), spec.balance_by)
+    shares = balance.balanced_shares(counts, spec.balance_power, spec.balance_max_repeat)
+    for line in balance.describe(counts, shares, spec.balance_by):
+        log.info(f"balance {built.name}: {line}")
+    return balance.keep_filter(spec.balance_by, balance.acceptance(counts, shares), seed)
 
 
 def _partition_filter(built, split, seed, spec):
@@ -158,9 +195,20 @@ def make_dataset(spec, split, outputs, training=True):
         return ds.prefetch(AUTOTUNE), sum(sizes[n] for n in names)
 
     probs, epoch_size = mixing_weights(spec, {n: sizes[n] for n in names})
-    streams = [part.shuffle(min(spec.shuffle_buffer, max(sizes[n], 1)), seed=spec.seed + i,
-                            reshuffle_each_iteration=True).repeat()
-               for i, (n, part) in enumerate(zip(names, parts))]
+    teacher = TeacherTargets.load(spec.teacher, spec.teacher_weight) if spec.teacher else None
+    if teacher is not None:
+        parts = [part.map(teacher.attach(n), num_parallel_calls=AUTOTUNE) for n, part in zip(names, parts)]
+
+        def prepare(example):
+            image, labels, weights = to_model_inputs(example, outputs, spec.age_sigma)
+            return (image, *teacher.blend(example, labels, weights))
+
+    streams = []
+    for i, (n, part) in enumerate(zip(names, parts)):
+        stream = part.shuffle(min(spec.shuffle_buffer, max(sizes[n], 1)), seed=spec.seed + i,
+                              reshuffle_each_iteration=True).repeat()
+        keep = balancing_filter(spec, built[n], split, seed=spec.seed + 100 + i)
+        streams.append(stream.filter(keep) if keep is not None else stream)
     if len(streams) == 1:
         ds = streams[0]
     else:

@@ -20,6 +20,11 @@ DEFAULT_IMAGE_SIZE = 112
 RACES = ("white", "black", "asian", "indian", "others", "latino_hispanic", "east_asian",
          "southeast_asian", "middle_eastern")
 
+# Age bands for figures per group (`evaluate --by age_band`, the model card) and balanced sampling
+# (`data.balance_by`): (name, first year, last year); an age group (FairFace) falls in the band of
+# its midpoint.
+AGE_BANDS = (("0-12", 0, 12), ("13-19", 13, 19), ("20-39", 20, 39), ("40-59", 40, 59), ("60+", 60, 200))
+
 # Label fields stored in every record: name -> numpy dtype. `age_std` is ChaLearn's sigma;
 # `age_min`/`age_max` an age group's bounds in years (FairFace), with `age` missing;
 # `race` an index into RACES.

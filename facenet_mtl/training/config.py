@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facenet_mtl import tasks as task_registry
+from facenet_mtl.data.balance import GROUPINGS as BALANCE_GROUPINGS
 from facenet_mtl.training.references import check_reference  # the one schema of published rows
 
 STAGES = ("pretrain", "finetune")
@@ -72,6 +73,19 @@ class DataConfig:
     # Which train/valid partition: 0 the datasets' own split; N > 0 pools train + valid and
     # re-draws a valid split of the same size with seed N (the study's second AlexNet partition).
     partition_seed: int = 0
+    # Group-balanced sampling (facenet_mtl/data/balance.py): the training faces of every dataset
+    # that labels all of these groupings ("race", "age_band") are drawn so that each grouping's
+    # shares move from natural to natural ** balance_power (0: equal), no cell of faces drawn more
+    # than balance_max_repeat times as often as unbalanced; () leaves the mixing as it is.
+    balance_by: tuple = ()
+    balance_power: float = 0.0
+    balance_max_repeat: float = 3.0
+    # Self-distillation (facenet_mtl/data/teacher.py): a teacher file (`facenet-mtl teach`, a path
+    # relative to the working directory) whose outputs are mixed into every training face's targets
+    # at teacher_weight (a labelled face learns (1 - w) label + w teacher, an unlabelled one the
+    # teacher at weight w); "" trains on the labels alone.
+    teacher: str = ""
+    teacher_weight: float = 0.5
 
 
 @dataclass
@@ -108,6 +122,9 @@ class TrainConfig:
     distribute: str = "auto"  # auto | none | mirrored | multi_worker
     bn_recalibration_batches: int = 0  # >0: recompute BatchNorm statistics over this many clean
     #                                    training batches before export (training/bn_recalibration.py)
+    # Before export, fit a temperature per head on the validation split and fold it into the head's
+    # Dense layer (training/calibration.py); metrics.json records ECE / coverage before and after.
+    calibrate: bool = False
 
 
 @dataclass
@@ -319,6 +336,9 @@ NUMBER_RULES = {
     "data.erasing": ("a share in [0, 1]", lambda v: 0 <= v <= 1),
     "model.test_time_crop_scale": ("a share of the input side in (0, 1)", lambda v: 0 < v < 1),
     "data.partition_seed": ("0 (the datasets' split) or a seed > 0", lambda v: v >= 0),
+    "data.balance_power": ("in [0, 1] (0: equal shares, 1: natural)", lambda v: 0 <= v <= 1),
+    "data.balance_max_repeat": (">= 1", lambda v: v >= 1),
+    "data.teacher_weight": ("in [0, 1]", lambda v: 0 <= v <= 1),
     "loss.age_sigma": ("a finite number (< 0: use each record's age_std)", lambda v: True),
     "loss.age_l1": (">= 0", lambda v: v >= 0),
     "loss.label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
@@ -368,6 +388,8 @@ def _validate(cfg, source):
     _choice(source, "train.precision", cfg.train.precision, PRECISIONS)
     _choice(source, "train.distribute", cfg.train.distribute, ("auto", "none", "mirrored", "multi_worker"))
     _choice(source, "loss.balancing", cfg.loss.balancing, BALANCING)
+    for grouping in cfg.data.balance_by:
+        _choice(source, "data.balance_by", grouping, BALANCE_GROUPINGS)
     _check_numbers(cfg, source)
     if not cfg.model.tasks:
         raise ConfigError(source, "model.tasks", "name at least one task")

@@ -9,16 +9,14 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from facenet_mtl.data import balance
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import read_split
 from facenet_mtl import tasks
-from facenet_mtl.data.schema import GENDERS, LABEL_FIELDS, MISSING, RACES
+from facenet_mtl.data.schema import AGE_BANDS, GENDERS, LABEL_FIELDS, MISSING, RACES
 
 LABELS = tuple(LABEL_FIELDS)
-# Figures per group (`evaluate --by`): the bands of the model card; an age group (FairFace)
-# falls in the band of its midpoint.
-AGE_BANDS = (("0-12", 0, 12), ("13-19", 13, 19), ("20-39", 20, 39), ("40-59", 40, 59), ("60+", 60, 200))
 GROUPINGS = ("race", "gender", "age_band")
 
 
@@ -68,18 +66,13 @@ def task_metrics(preds, labels):
 
 def group_keys(labels, grouping):
     """Each example's group name under `grouping` ("race", "gender", "age_band"), "" if unknown."""
-    n = len(labels["age"])
     if grouping == "race":
         return np.array([RACES[r] if 0 <= r < len(RACES) else "" for r in labels["race"]], object)
     if grouping == "gender":
         return np.array([GENDERS[g] if g in (0, 1) else "" for g in labels["gender"]], object)
     if grouping == "age_band":
-        age = np.where(labels["age"] != MISSING, labels["age"],
-                       np.where(labels["age_min"] != MISSING, (labels["age_min"] + labels["age_max"]) / 2, np.nan))
-        keys = np.full(n, "", object)
-        for name, low, high in AGE_BANDS:
-            keys[(np.round(age) >= low) & (np.round(age) <= high)] = name
-        return keys
+        names = np.array([band[0] for band in AGE_BANDS] + [""], object)
+        return names[balance.group_values(labels, "age_band")]  # -1 (no age) -> ""
     raise ValueError(f"unknown grouping '{grouping}'; choose from {', '.join(GROUPINGS)}")
 
 
@@ -102,12 +95,8 @@ def _group_order(grouping):
 
 
 def labels_groups(built, split, grouping):
-    """Whether `split` of `built` (a `BuiltDataset`) labels `grouping`'s field for some faces, by
-    its manifest: race and gender counted by value; an age band needs the age task (years or groups)."""
-    if grouping == "age_band":
-        return "age" in built.manifest.get("tasks", ())
-    counts = built.splits.get(split, {}).get("labels", {}).get(grouping, {})
-    return any(value != "missing" for value in counts)
+    """Whether `split` of `built` labels `grouping`'s field for some faces (`balance.labels_grouping`)."""
+    return balance.labels_grouping(built, split, grouping)
 
 
 def grouped_datasets(root, datasets, split, groupings):

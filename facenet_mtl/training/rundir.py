@@ -38,7 +38,7 @@ from facenet_mtl.training.config import ConfigError
 # The finish options: config keys that only the finish (export, BatchNorm recalibration,
 # evaluation) reads, so a finished run can take new values with --refinish, without training.
 FINISH_KEYS = ("model.test_time_flip", "model.test_time_crops", "model.test_time_crop_scale",
-               "train.bn_recalibration_batches")
+               "train.bn_recalibration_batches", "train.calibrate")
 # What an unfinished run's config may change and still resume: those, and the number of epochs.
 RESUMABLE_KEYS = ("train.epochs", *FINISH_KEYS)
 

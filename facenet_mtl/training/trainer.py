@@ -15,6 +15,7 @@ import keras
 
 from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
+from facenet_mtl.training.calibration import calibrate
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.models import output_names_for, transfer_weights, with_test_time_views
 from facenet_mtl.training import callbacks as cb
@@ -52,7 +53,9 @@ def input_spec(cfg, datasets=None):
         sampling_weights=tuple(sorted(cfg.data.sampling_weights.items())), epoch_size=cfg.data.epoch_size,
         augment=cfg.data.augment, erasing=cfg.data.erasing, cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
         age_sigma=cfg.loss.age_sigma, limit=cfg.data.limit, seed=cfg.train.seed,
-        partition_seed=cfg.data.partition_seed)
+        partition_seed=cfg.data.partition_seed, balance_by=tuple(cfg.data.balance_by),
+        balance_power=cfg.data.balance_power, balance_max_repeat=cfg.data.balance_max_repeat,
+        teacher=cfg.data.teacher, teacher_weight=cfg.data.teacher_weight)
 
 
 def train(cfg, runs_dir="runs", restart=False, verbose=1, refinish=False):
@@ -155,14 +158,21 @@ def finish_run(cfg, model, run):
         recalibrated = recalibrate_batch_norm(product, batches, cfg.train.bn_recalibration_batches)
         log.info(f"[{cfg.name}] BatchNorm statistics recomputed over {recalibrated} clean training batches "
                  f"({time.time() - started:.0f}s)")
+    network = product
     product = with_test_time_views(product, flip=cfg.model.test_time_flip, crops=cfg.model.test_time_crops,
                                    crop_scale=cfg.model.test_time_crop_scale)
+    calibration = None
+    if cfg.train.calibrate:  # before the export: the files hold the calibrated heads
+        calibration = calibrate(product, network, _open_datasets(cfg), cfg.data.valid_split, cfg.data.test_split,
+                                cfg.data.limit, log=lambda line: log.info(f"[{cfg.name}] {line}"))
     export_model(product, run.path)
     started = time.time()
     state = run.state()
     metrics = {"name": cfg.name, "splits": {}, "epochs": int(state.get("epoch", 0)),
                "train_seconds": float(state.get("train_seconds", 0.0)),
                "bn_recalibration_batches": recalibrated}
+    if calibration is not None:
+        metrics["calibration"] = calibration
     built = _open_datasets(cfg)
     for split in (cfg.data.valid_split, cfg.data.test_split):
         sets = _datasets_with_split(built, split)

@@ -1,0 +1,210 @@
+"""Calibrated heads: a temperature per head fitted on validation, folded into the saved model.
+
+A classification head's probability should be right as often as it says: of the faces given
+P = 0.9, about 9 in 10 right. Temperature scaling (Guo et al., ICML 2017) divides a head's
+logits by one number T fitted on validation (the T of least negative log-likelihood); accuracy
+is unchanged (the order of the logits is), the confidence is not. Our heads end in one Dense
+layer whose activation is the sigmoid or softmax, so logits / T is that layer with its kernel
+and bias divided by T: the calibrated model has exactly the layers it had (built-in, plain Keras
+loads it), only two weights changed per head.
+
+The age head's 80 % interval (`age_interval`: from the 10th to the 90th percentile of the DEX
+bins) gets a temperature too, fitted so that 80 % of the validation faces' true ages fall inside
+(coverage); the age layer reads the expectation of those bins, so the card reports the MAE before
+and after, and the age temperature is folded only when it moves the MAE by at most 0.02 years.
+
+On a model that averages test-time views, the fit sees the averaged probabilities (whose logits
+are not the views' own), and the figures after are measured on the folded model itself.
+
+>>> p = np.array([[0.6], [0.6], [0.6], [0.6], [0.6]])
+>>> y = np.array([1, 1, 1, 0, 0])
+>>> round(expected_calibration_error(p, y, "binary"), 3)
+0.0
+>>> round(fit_temperature(np.array([[0.99], [0.01], [0.99], [0.01]]), np.array([1, 1, 0, 0]), "binary"), 1) > 1
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from facenet_mtl import tasks
+from facenet_mtl.tasks import AGE_BINS, MISSING
+
+INTERVAL_MASS = 0.8  # the age interval holds this much of the age distribution
+TEMPERATURES = np.exp(np.linspace(np.log(0.2), np.log(10.0), 400))  # the grid a temperature is chosen on
+
+
+def head_layer(task_name: str) -> str:
+    """The Dense layer whose logits a task's temperature divides."""
+    return "age_probs" if tasks.get(task_name).kind == "age" else task_name
+
+
+def tempered(probs: np.ndarray, temperature: float, kind: str) -> np.ndarray:
+    """`probs` as the head would give them with its logits divided by `temperature`."""
+    p = np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)
+    if kind == "binary":
+        p = p.reshape(-1)
+        a, b = p ** (1 / temperature), np.clip(1 - p, 1e-12, 1.0) ** (1 / temperature)
+        return (a / (a + b)).reshape(-1, 1)
+    logits = np.log(p) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def confidence_and_correct(probs, truth, kind):
+    if kind == "binary":
+        p = np.asarray(probs, np.float64).reshape(-1)
+        guess = (p >= 0.5).astype(np.int64)
+        return np.where(guess == 1, p, 1 - p), guess == truth
+    probs = np.asarray(probs, np.float64)
+    return probs.max(axis=-1), probs.argmax(axis=-1) == truth
+
+
+def expected_calibration_error(probs, truth, kind: str, bins: int = 15) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over 15 equal-width confidence bins
+    weighted by their faces (the predicted label's probability, for both kinds of head)."""
+    confidence, correct = confidence_and_correct(probs, np.asarray(truth), kind)
+    if not len(confidence):
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
+    return float(gap)
+
+
+def negative_log_likelihood(probs, truth, kind):
+    p = np.clip(np.asarray(probs, np.float64), 1e-12, 1 - 1e-12)
+    if kind == "binary":
+        p = p.reshape(-1)
+        return float(-np.mean(np.where(truth == 1, np.log(p), np.log(1 - p))))
+    return float(-np.mean(np.log(p[np.arange(len(truth)), truth])))
+
+
+def fit_temperature(probs, truth, kind: str) -> float:
+    """The temperature of least negative log-likelihood on (`probs`, `truth`), on `TEMPERATURES`."""
+    truth = np.asarray(truth).astype(np.int64)
+    losses = [negative_log_likelihood(tempered(probs, t, kind), truth, kind) for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def age_interval(age_probs, mass: float = INTERVAL_MASS):
+    """(low, high) years per face: the central `mass` of its age distribution, from the
+    (1 - mass) / 2 quantile to the (1 + mass) / 2 quantile of the bins."""
+    probs = np.asarray(age_probs, np.float64)
+    cdf = np.cumsum(probs / probs.sum(axis=-1, keepdims=True), axis=-1)
+    tail = (1 - mass) / 2 - 1e-9  # a cumulative sum of 0.1s may stop just short of 0.9
+    low = np.argmax(cdf >= tail, axis=-1)
+    high = np.argmax(cdf >= 1 - tail - 2e-9, axis=-1)
+    return low.astype(np.float32), high.astype(np.float32)
+
+
+def age_coverage(age_probs, ages, mass: float = INTERVAL_MASS) -> float:
+    """The share of faces whose true age (years) falls inside their interval."""
+    low, high = age_interval(age_probs, mass)
+    ages = np.round(np.asarray(ages, np.float64))
+    return float(np.mean((ages >= low) & (ages <= high))) if len(ages) else float("nan")
+
+
+def fit_age_temperature(age_probs, ages, mass: float = INTERVAL_MASS) -> float:
+    """The temperature whose intervals hold `mass` of the true ages (coverage grows with it)."""
+    coverage = [abs(age_coverage(tempered(age_probs, t, "age"), ages, mass) - mass) for t in TEMPERATURES[::8]]
+    return float(TEMPERATURES[::8][int(np.argmin(coverage))])
+
+
+def age_mae(age_probs, ages) -> float:
+    return float(np.mean(np.abs(np.asarray(age_probs, np.float64) @ np.arange(AGE_BINS) - ages)))
+
+
+def labelled(task_name, preds, labels):
+    """(the head's predictions, the truths) over the faces labelled for `task_name`; None without."""
+    task = tasks.get(task_name)
+    if task.kind == "age":
+        if "age_probs" not in preds:
+            return None
+        known = labels["age"] != MISSING
+        return (preds["age_probs"][known], labels["age"][known]) if known.any() else None
+    if task_name not in preds:
+        return None
+    truth = np.asarray(task.values(labels))
+    known = truth != MISSING
+    return (preds[task_name][known], truth[known].astype(np.int64)) if known.any() else None
+
+
+def calibration_figures(preds, labels) -> dict:
+    """{task: {"ece": ...} or {"coverage": ..., "mae": ...}} of predictions on labelled faces."""
+    out = {}
+    for task in tasks.TASKS.values():
+        pair = labelled(task.name, preds, labels)
+        if pair is None:
+            continue
+        if task.kind == "age":
+            out[task.name] = {"coverage": age_coverage(*pair), "mae": age_mae(*pair), "n": len(pair[1])}
+        else:
+            out[task.name] = {"ece": expected_calibration_error(*pair, task.kind), "n": len(pair[1])}
+    return out
+
+
+def fit_temperatures(preds, labels) -> dict:
+    """{task: temperature} fitted on validation predictions (numpy, by output) and labels."""
+    temperatures = {}
+    for task in tasks.TASKS.values():
+        pair = labelled(task.name, preds, labels)
+        if pair is None:
+            continue
+        if task.kind == "age":
+            temperatures[task.name] = fit_age_temperature(*pair)
+        else:
+            temperatures[task.name] = fit_temperature(*pair, task.kind)
+    return temperatures
+
+
+def fold_temperatures(network, temperatures) -> None:
+    """Divide each head's logits by its temperature: its Dense layer's kernel and bias / T."""
+    for task_name, t in temperatures.items():
+        layer = network.get_layer(head_layer(task_name))
+        layer.set_weights([w / np.float32(t) for w in layer.get_weights()])
+
+
+AGE_MAE_TOLERANCE = 0.02  # years: an age temperature that moves the MAE more is not folded
+
+
+def split_predictions(model, built, split, limit=0):
+    """(predictions, labels) of `model` over `split` of every dataset in `built` ({name: BuiltDataset}), pooled."""
+    from facenet_mtl.training.evaluate import predict_split
+
+    preds, labels = {}, {}
+    for dataset in built.values():
+        if not dataset.size(split):
+            continue
+        p, l = predict_split(model, dataset, split, limit=limit)
+        for name, value in p.items():
+            preds.setdefault(name, []).append(value)
+        for name, value in l.items():
+            labels.setdefault(name, []).append(value)
+    return ({k: np.concatenate(v) for k, v in preds.items()}, {k: np.concatenate(v) for k, v in labels.items()})
+
+
+def calibrate(model, network, built, valid_split, test_split, limit=0, log=print) -> dict:
+    """Fit the heads' temperatures on `valid_split` with `model` (which may average views of
+    `network`), fold them into `network`, and return the figures before and after on both splits:
+    {"temperatures": {task: T}, valid_split: {"before": ..., "after": ...}, test_split: {...}}."""
+    before = {split: split_predictions(model, built, split, limit) for split in (valid_split, test_split)}
+    temperatures = fit_temperatures(*before[valid_split])
+    age_t = temperatures.get("age")
+    if age_t is not None:
+        preds, labels = before[valid_split]
+        pair = labelled("age", preds, labels)
+        if age_mae(tempered(pair[0], age_t, "age"), pair[1]) > age_mae(*pair) + AGE_MAE_TOLERANCE:
+            temperatures.pop("age")
+    fold_temperatures(network, temperatures)
+    result = {"temperatures": temperatures}
+    for split, (preds, labels) in before.items():
+        after = split_predictions(model, built, split, limit)
+        result[split] = {"before": calibration_figures(preds, labels), "after": calibration_figures(*after)}
+    log(f"calibration: temperatures {', '.join(f'{k} {v:.3f}' for k, v in temperatures.items())}")
+    return result
