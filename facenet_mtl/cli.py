@@ -391,11 +391,14 @@ def teach_cmd(model_path, data_root, datasets, split, out, trust_saved_model):
 @click.option("--track/--no-track", default=True, show_default=True,
               help="Videos and camera: follow each face as a track (an id, labels smoothed, a summary per track).")
 @click.option("--no-detect", is_flag=True, help="Each image is already one face crop.")
+@click.option("--search-side", type=click.IntRange(64), default=None,
+              help="Faster detection: face proposals are searched on a copy with this longer side (e.g. 480), "
+                   "then refined at full resolution; faces under 20 px of that copy are missed. Default: full size.")
 @click.option("--progress/--no-progress", default=None, help="A progress bar on stderr (default: for 4+ images).")
 @click.option("--trust-saved-model", is_flag=True, help="Load a SavedModel facenet-mtl did not write (it runs its graph).")
 @user_errors(tensorflow_first=False)
-def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames, camera, track, no_detect, progress,
-                trust_saved_model):
+def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames, camera, track, no_detect,
+                search_side, progress, trust_saved_model):
     """Find every face in INPUTS and print its box, the detector's confidence, age, gender,
     emotion and smile, one JSON line per image (or video frame), with the model's id.
 
@@ -429,7 +432,7 @@ def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames,
         click.echo(f"skipped {count} file(s) in {folder} that are not images", err=True)
     verbose = _verbose()  # the model and detector load on a thread while the first images are decoded
     loading = load_in_background(model_path, trust_saved_model=trust_saved_model, batch_size=max(64, batch_size),
-                                 before=lambda: quiet.import_tensorflow(verbose))
+                                 before=lambda: quiet.import_tensorflow(verbose), search_side=search_side)
     options = dict(detect=not no_detect, batch_size=batch_size, out_dir=out_dir, every=every,
                    max_frames=max_frames, progress=progress, track=track)
     _write_predictions(loading, found, fmt, camera, options)
@@ -501,9 +504,11 @@ def track_line(record):
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Larger uploads get HTTP 413.")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="Predictions that may run at once.")
+              help="Batches of concurrent requests that may run at once.")
+@click.option("--search-side", type=click.IntRange(64), default=None,
+              help="Faster detection, as for predict: proposals searched on a copy with this longer side.")
 @user_errors
-def serve_cmd(model_path, host, port, max_upload_mb, threads):
+def serve_cmd(model_path, host, port, max_upload_mb, threads, search_side):
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, GET /healthz, and a page at /.
 
     \b
@@ -524,7 +529,7 @@ def serve_cmd(model_path, host, port, max_upload_mb, threads):
             raise DataError(f"{host}:{port}", f"cannot be listened on ({exc.strerror})",
                             "give another --port, or stop what is using it") from None
     serve(model_path, host=host, port=port, max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
-          log=lambda line: click.echo(line, err=True))
+          log=lambda line: click.echo(line, err=True), search_side=search_side)
 
 
 @main.command("publish-release")

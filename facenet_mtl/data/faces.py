@@ -63,7 +63,7 @@ class FaceDetector:
     def __init__(self, min_confidence: float = 0.9, min_size: int = 20, search_side: int | None = None) -> None:
         self.min_confidence = min_confidence
         self.min_size = min_size
-        self.search_side = search_side  # None: propose at full resolution (see `_run`)
+        self.search_side = search_side  # None: propose at full resolution; N: on a copy N px long (`_run`)
         self._mtcnn = None
 
     def _detector(self):
@@ -101,7 +101,8 @@ class FaceDetector:
         for members in by_shape.values():
             for start in range(0, len(members), batch_size):
                 chunk = members[start:start + batch_size]
-                scale = min(1.0, self.search_side / max(prepared[chunk[0]][0].shape[:2])) if self.search_side else 1.0
+                side = max(prepared[chunk[0]][0].shape[:2])
+                scale = min(1.0, self.search_side / side) if self.search_side else 1.0
                 found = self._run(np.stack([prepared[i][0] for i in chunk]), self.min_size, scale)
                 for i, faces in zip(chunk, found):
                     results[i] = self._faces(faces, prepared[i][1], prepared[i][2], 1.0)
@@ -121,12 +122,18 @@ class FaceDetector:
         from mtcnn.utils.bboxes import limit_bboxes, to_json
 
         pnet, *refiners = self._detector().stages
-        full = tf.constant((batch - 127.5) / 128)  # float64, as MTCNN.detect_faces normalises
         shape = np.array(batch.shape[1:])
-        search, search_shape = full, shape
-        if search_scale < 1:
-            search_shape = np.array([max(12, round(shape[0] * search_scale)), max(12, round(shape[1] * search_scale)), 3])
-            search = tf.image.resize(full, search_shape[:2], method=tf.image.ResizeMethod.AREA)
+        if search_scale < 1:  # a faster path, float32 throughout
+            import cv2
+
+            search_shape = np.array([max(12, round(side * search_scale)) for side in shape[:2]] + [3])
+            size = (int(search_shape[1]), int(search_shape[0]))
+            small = np.stack([cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) for rgb in batch])
+            search = tf.constant((small.astype(np.float32) - 127.5) / 128)
+            full = tf.constant((batch.astype(np.float32) - 127.5) / 128)
+        else:
+            full = search = tf.constant((batch - 127.5) / 128)  # float64, as MTCNN.detect_faces normalises
+            search_shape = shape
         try:
             boxes = pnet(images_normalized=search, images_oshapes=np.array([search_shape] * len(batch)),
                          min_face_size=min_face_size)

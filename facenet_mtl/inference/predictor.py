@@ -171,9 +171,12 @@ class FacePredictor:
         return self.detect_many([rgb])[0]
 
     def detect_many(self, rgbs):
-        """The detector's faces in each RGB image, in order (`FaceDetector.detect_many`)."""
+        """The detector's faces in each RGB image, in order (`FaceDetector.detect_many`; a
+        detector of one's own with only `detect` is called image by image)."""
         if self.detector is None:
             self.detector = FaceDetector()
+        if not hasattr(self.detector, "detect_many"):
+            return [self.detector.detect(rgb) for rgb in rgbs]
         return self.detector.detect_many(rgbs)
 
     def warm_up(self):
@@ -194,18 +197,19 @@ class FacePredictor:
         return write_annotated(paths, results, out_dir)
 
 
-def load_in_background(path=None, trust_saved_model=False, before=None, **kwargs):
+def load_in_background(path=None, trust_saved_model=False, before=None, search_side=None, **kwargs):
     """A Future of `FacePredictor.from_path(path, ...)`, warmed up (`warm_up`), made on a daemon
     thread: the caller reads its inputs meanwhile and calls `.result()` when it needs the model
     (an error loading it is raised there). `before` runs first on that thread (the CLI imports
-    TensorFlow quietly there). The model and the detector load side by side."""
+    TensorFlow quietly there). The model and the detector load side by side; `search_side`: the
+    detector's (`FaceDetector`)."""
     future = Future()
 
     def load():
         try:
             if before is not None:
                 before()
-            detector = FaceDetector()
+            detector = FaceDetector(search_side=search_side)
             built = threading.Thread(target=detector.warm_up, daemon=True)
             built.start()  # MTCNN's networks build while the model file loads
             predictor = FacePredictor.from_path(path, trust_saved_model=trust_saved_model, detector=detector,

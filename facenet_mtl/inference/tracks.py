@@ -38,7 +38,7 @@ class Track:
     labels: dict = field(default_factory=dict)  # task -> Counter of its smoothed labels
     seen: int = 0
 
-    def expected_box(self, frame):
+    def expected_box(self, frame: int) -> tuple:
         """Where the box should be at `frame`, moved on by the track's motion."""
         steps = frame - self.last_frame
         return tuple(b + v * steps for b, v in zip(self.box, self.velocity))

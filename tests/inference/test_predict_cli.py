@@ -126,8 +126,12 @@ def test_a_video_gives_a_line_per_sampled_frame_and_an_annotated_video(model, tm
     for i in range(6):
         writer.write(np.full((24, 32, 3), 30 * i, np.uint8))
     writer.release()
-    records = lines(run("--model", model, clip, "--every", "2", "--no-detect", "--out", tmp_path / "out"))
+    result = run("--model", model, clip, "--every", "2", "--no-detect", "--out", tmp_path / "out")
+    *records, summary = lines(result)
     assert [(r["frame"], r["time_s"]) for r in records] == [(0, 0.0), (2, 0.5), (4, 1.0)]
+    assert [r["faces"][0]["track"] for r in records] == [1, 1, 1]  # the whole frame: one face, one track
+    assert summary["track_summary"]["first_frame"] == 0 and summary["track_summary"]["last_frame"] == 4
+    assert f"{clip} track 1: frames 0-4 (3 faces)" in result.stderr
     assert {r["annotated"] for r in records} == {str(tmp_path / "out" / "clip_annotated.mp4")}
     assert cv2.VideoCapture(records[0]["annotated"]).get(cv2.CAP_PROP_FRAME_COUNT) == 6
 
