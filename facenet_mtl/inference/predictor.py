@@ -206,6 +206,7 @@ def load_in_background(path=None, trust_saved_model=False, before=None, search_s
     future = Future()
 
     def load():
+        built = None
         try:
             if before is not None:
                 before()
@@ -218,6 +219,8 @@ def load_in_background(path=None, trust_saved_model=False, before=None, search_s
             built.join()
             future.set_result(predictor)
         except BaseException as exc:  # noqa: BLE001  (handed to whoever asks for the result)
+            if built is not None:  # a process that exits while TensorFlow builds a network aborts
+                built.join()
             future.set_exception(exc)
 
     threading.Thread(target=load, name="load-model", daemon=True).start()
