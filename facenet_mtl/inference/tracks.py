@@ -9,17 +9,16 @@
 A face joins the track whose box, moved on by the track's recent motion, it overlaps most (IoU
 at least `min_iou`, greedily, best pair first); no identity model, so a face that leaves the
 picture for longer than `max_gap_s` comes back as a new track. Smoothing averages the last
-`window` predictions of the track: ages, binary probabilities (of the task's second class) and
+`window` predictions of the track: ages, binary probabilities (of one of the two labels) and
 categorical probabilities, the label then read off the average, so a label flips only when the
-evidence of several frames does.
+evidence of several frames does. It reads the face dicts as they are, so a head added to the
+model is smoothed without a change here.
 """
 from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
-
-from facenet_mtl import tasks as task_registry
 
 MIN_IOU = 0.3
 MAX_GAP_S = 1.0  # a track unseen for longer ends
@@ -116,23 +115,32 @@ class FaceTracker:
 
 
 def _smoothed(recent):
-    """The tasks' predictions averaged over `recent` raw predictions of one track."""
+    """The predictions averaged over `recent` raw predictions of one track, read off the face
+    dicts themselves (a number: averaged; `{"label", "probabilities"}`: each probability averaged,
+    the label their argmax; `{"label", "probability"}`, a binary head: the probability of one of
+    its two labels averaged); anything else is the latest face's."""
     out: dict[str, Any] = {}
-    for task in task_registry.TASKS.values():
-        values = [face[task.name] for face in recent if task.name in face]
-        if not values:
+    latest = recent[-1]
+    for name, value in latest.items():
+        if name in ("box", "confidence", "track"):
             continue
-        if task.kind == "age":
-            out[task.name] = round(sum(values) / len(values), 1)
-        elif task.kind == "binary":
-            second = [v["probability"] if v["label"] == task.classes[1] else 1 - v["probability"] for v in values]
-            p = sum(second) / len(second)
-            label = int(p >= 0.5)
-            out[task.name] = {"label": task.classes[label], "probability": round(p if label else 1 - p, 4)}
-        else:
-            probabilities = {name: round(sum(v["probabilities"][name] for v in values) / len(values), 4)
-                             for name in task.classes}
-            out[task.name] = {"label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
+        values = [face[name] for face in recent if name in face]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = round(sum(values) / len(values), 1)
+        elif isinstance(value, dict) and "probabilities" in value:
+            classes = list(value["probabilities"])
+            probabilities = {c: round(sum(v["probabilities"][c] for v in values) / len(values), 4) for c in classes}
+            out[name] = {**value, "label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
+        elif isinstance(value, dict) and "probability" in value:
+            labels = sorted({v["label"] for v in values})
+            if len(labels) == 1:
+                p = sum(v["probability"] for v in values) / len(values)
+                out[name] = {**value, "probability": round(p, 4)}
+                continue
+            first = labels[0]  # P(first label), averaged: the other label's probability is 1 - it
+            p = sum(v["probability"] if v["label"] == first else 1 - v["probability"] for v in values) / len(values)
+            out[name] = {**value, "label": first if p >= 0.5 else labels[1],
+                         "probability": round(p if p >= 0.5 else 1 - p, 4)}
     return out
 
 
