@@ -26,7 +26,8 @@ PROGRESS_FROM = 4  # a progress bar only for more images than a glance takes
 
 
 def predict_files(predictor: FacePredictor | Future[FacePredictor], paths: Iterable[str | Path], detect: bool = True,
-                  batch_size: int = 16, out_dir: str | Path | None = None, progress: bool | None = None) -> Iterator[dict[str, Any]]:
+                  batch_size: int = 16, out_dir: str | Path | None = None,
+                  progress: bool | None = None) -> Iterator[dict[str, Any]]:
     """Yield one record per image path (see `records.make_record`); an unreadable image gives a
     record with `error` (the message names the file and the fix) and the others go on.
 
@@ -73,8 +74,8 @@ def _decode_all(paths):
     return decoded
 
 
-def predict_inputs(predictor: FacePredictor | Future[FacePredictor], inputs: Inputs, detect: bool = True, batch_size: int = 16,
-                   out_dir: str | Path | None = None, every: int = 1, max_frames: int = 0,
+def predict_inputs(predictor: FacePredictor | Future[FacePredictor], inputs: Inputs, detect: bool = True,
+                   batch_size: int = 16, out_dir: str | Path | None = None, every: int = 1, max_frames: int = 0,
                    progress: bool | None = None, track: bool = True) -> Iterator[dict[str, Any]]:
     """Records for every image of `inputs` (an `inputs.Inputs`), then every sampled frame of each
     of its videos (faces followed as tracks unless `track` is False, each video ending with its

@@ -98,7 +98,8 @@ def _error(status, message):
 
 
 def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, threads: int = 1,
-               max_batch: int = MAX_BATCH, batch_wait_ms: float = BATCH_WAIT_MS, max_queue: int = MAX_QUEUE) -> Starlette:
+               max_batch: int = MAX_BATCH, batch_wait_ms: float = BATCH_WAIT_MS,
+               max_queue: int = MAX_QUEUE) -> Starlette:
     """The app for `predictor` (already loaded). `threads` batches may run at once, each of up
     to `max_batch` images gathered for `batch_wait_ms`; beyond `max_queue` waiting images, 503."""
     decoder = ThreadPoolExecutor(2, thread_name_prefix="decode")
