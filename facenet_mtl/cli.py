@@ -431,11 +431,16 @@ def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames,
     for folder, count in found.skipped.items():
         click.echo(f"skipped {count} file(s) in {folder} that are not images", err=True)
     verbose = _verbose()  # the model and detector load on a thread while the first images are decoded
+    few = camera is None and not found.videos and len(found.images) <= EAGER_UP_TO  # not worth tracing the model
     loading = load_in_background(model_path, trust_saved_model=trust_saved_model, batch_size=max(64, batch_size),
-                                 before=lambda: quiet.import_tensorflow(verbose), search_side=search_side)
+                                 before=lambda: quiet.import_tensorflow(verbose), search_side=search_side,
+                                 trace=not few)
     options = dict(detect=not no_detect, batch_size=batch_size, out_dir=out_dir, every=every,
                    max_frames=max_frames, progress=progress, track=track)
     _write_predictions(loading, found, fmt, camera, options)
+
+
+EAGER_UP_TO = 16  # images: predict runs the model eagerly for up to this many (tracing costs more)
 
 
 def _write_predictions(loading, found, fmt, camera, options):

@@ -197,12 +197,13 @@ class FacePredictor:
         return write_annotated(paths, results, out_dir)
 
 
-def load_in_background(path=None, trust_saved_model=False, before=None, search_side=None, **kwargs):
+def load_in_background(path=None, trust_saved_model=False, before=None, search_side=None, trace=True, **kwargs):
     """A Future of `FacePredictor.from_path(path, ...)`, warmed up (`warm_up`), made on a daemon
     thread: the caller reads its inputs meanwhile and calls `.result()` when it needs the model
     (an error loading it is raised there). `before` runs first on that thread (the CLI imports
     TensorFlow quietly there). The model and the detector load side by side; `search_side`: the
-    detector's (`FaceDetector`)."""
+    detector's (`FaceDetector`). `trace=False` runs the model eagerly instead of tracing its
+    forward pass: for a few images, tracing the shipped model costs seconds more than it saves."""
     future = Future()
 
     def load():
@@ -215,7 +216,10 @@ def load_in_background(path=None, trust_saved_model=False, before=None, search_s
             built.start()  # MTCNN's networks build while the model file loads
             predictor = FacePredictor.from_path(path, trust_saved_model=trust_saved_model, detector=detector,
                                                 **kwargs)
-            predictor.predict_faces(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))
+            if trace:
+                predictor.predict_faces(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))
+            else:
+                predictor._forward = functools.partial(predictor.model, training=False)
             built.join()
             future.set_result(predictor)
         except BaseException as exc:  # noqa: BLE001  (handed to whoever asks for the result)
