@@ -8,8 +8,10 @@
     GET  /             the page: drop a photo, see its faces boxed and labelled, and the JSON
 
 Errors are JSON `{"error": message, "status": code}`: 400 not an image (or a bad request),
-413 over the upload limit, 404 and 405. The model is loaded once, before the app is made, and
-each prediction runs in a worker thread so the event loop keeps answering.
+413 over the upload limit, 503 (with `Retry-After`) when more images wait than the queue holds,
+404 and 405. The model is loaded once, before the app is made. Uploads are decoded on a thread
+pool, and concurrent requests are gathered for a few milliseconds and predicted together
+(`batching.PredictionBatcher`), so the event loop only reads requests and writes answers.
 """
 from __future__ import annotations
 
@@ -34,11 +36,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from facenet_mtl.data import images
 from facenet_mtl.errors import DataError
 from facenet_mtl.inference.records import make_record
+from facenet_mtl.serve.batching import PredictionBatcher, QueueFull
 
 if TYPE_CHECKING:
     from facenet_mtl.inference.predictor import FacePredictor
 
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+MAX_BATCH = 16  # images predicted in one pass
+BATCH_WAIT_MS = 5.0  # how long the first image of a pass waits for others
+MAX_QUEUE = 64  # images waiting beyond this get 503
+RETRY_AFTER_S = 1
 STATIC = resources.files("facenet_mtl.serve") / "static"
 
 
@@ -90,9 +97,14 @@ def _error(status, message):
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
-def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, threads: int = 1) -> Starlette:
-    """The app for `predictor` (already loaded). `threads` predictions may run at once."""
-    executor = ThreadPoolExecutor(threads, thread_name_prefix="predict")
+def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, threads: int = 1,
+               max_batch: int = MAX_BATCH, batch_wait_ms: float = BATCH_WAIT_MS,
+               max_queue: int = MAX_QUEUE) -> Starlette:
+    """The app for `predictor` (already loaded). `threads` batches may run at once, each of up
+    to `max_batch` images gathered for `batch_wait_ms`; beyond `max_queue` waiting images, 503."""
+    decoder = ThreadPoolExecutor(2, thread_name_prefix="decode")
+    batcher = PredictionBatcher(predictor, max_batch=max_batch, wait_ms=batch_wait_ms, max_queue=max_queue,
+                                workers=threads)
     card = predictor.describe()
 
     async def index(request):
@@ -108,12 +120,15 @@ def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPL
         name, data, detect = await _read_image(request)
         started = time.perf_counter()
         try:
-            rgb = images.decode_bytes(data, name)
+            rgb = await asyncio.get_running_loop().run_in_executor(decoder, images.decode_bytes, data, name)
         except DataError as exc:
             raise HTTPException(400, f"{name}: not an image that can be read ({exc.problem}); "
                                      "send a JPEG, PNG, BMP or WebP photo") from None
-        loop = asyncio.get_running_loop()
-        faces, = await loop.run_in_executor(executor, predictor.predict_arrays, [rgb], detect)
+        try:
+            faces = await batcher.predict(rgb, detect)
+        except QueueFull:
+            raise HTTPException(503, f"the server is busy ({max_queue} images are waiting); try again in "
+                                     f"{RETRY_AFTER_S} s", headers={"Retry-After": str(RETRY_AFTER_S)}) from None
         record = make_record(predictor.card, name, faces)
         record.update(width=int(rgb.shape[1]), height=int(rgb.shape[0]),
                       milliseconds=round(1000 * (time.perf_counter() - started), 1))
@@ -128,18 +143,20 @@ def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPL
             allowed = (exc.headers or {}).get("Allow", "")
             message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
         return JSONResponse({"error": message, "status": exc.status_code}, status_code=exc.status_code,
-                            headers=exc.headers if exc.status_code == 405 else None)
+                            headers=exc.headers if exc.status_code in (405, 503) else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        executor.shutdown(wait=False)
+        batcher.close()
+        decoder.shutdown(wait=False)
 
     app = Starlette(routes=[Route("/", index), Route("/healthz", healthz), Route("/v1/model", model),
                             Route("/v1/predict", predict, methods=["POST"]),
                             Mount("/static", StaticFiles(directory=str(STATIC)), name="static")],
                     exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     app.add_middleware(LimitUploadSize, max_bytes=max_upload_bytes)
+    app.state.batcher = batcher
     return app
 
 
