@@ -5,12 +5,16 @@
         print(face["box"], face["confidence"], face["age"], face["emotion"]["label"])
     predictor.predict(["a.jpg", "b.jpg"])          # several -> one list of faces per image
 
-Each image is searched for faces once (`FaceDetector`), every face is cropped the way training
-crops are (`crop_face`), and all the crops of a batch of images go through the model together.
+Each image is searched for faces once (`FaceDetector.detect_many`: images of one size are
+detected together), every face is cropped the way training crops are (`crop_face`), and all the
+crops of a batch of images go through the model together. `load_in_background` starts the
+loading on a thread, so a command can read its inputs meanwhile.
 """
 import functools
 import os
+import threading
 import warnings
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +24,20 @@ from facenet_mtl.errors import DataError
 from facenet_mtl.data.faces import FaceDetector, crop_face
 from facenet_mtl import tasks as task_registry
 from facenet_mtl.data.schema import DEFAULT_IMAGE_SIZE
-from facenet_mtl.inference.loading import MODEL_SUFFIXES, load_keras_model  # noqa: F401  (re-exported)
 from facenet_mtl.inference.model_card import ModelCard, describe
 from facenet_mtl.inference.records import in_original_pixels
+
+_LAZY = ("MODEL_SUFFIXES", "load_keras_model")  # re-exported from `loading`, which imports Keras
+
+
+def __getattr__(name):
+    """`load_keras_model` and `MODEL_SUFFIXES` on first use: importing this module (the CLI does,
+    on its way to a thread that loads the model) must not import TensorFlow."""
+    if name in _LAZY:
+        from facenet_mtl.inference import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class NoFaceWarning(UserWarning):
@@ -73,6 +88,8 @@ class FacePredictor:
             from facenet_mtl.weights import release_model_path
 
             path = release_model_path()
+        from facenet_mtl.inference.loading import load_keras_model
+
         model = load_keras_model(path, trust_saved_model=trust_saved_model)
         return cls(model, card=describe(path), **kwargs)
 
@@ -131,12 +148,14 @@ class FacePredictor:
     def predict_arrays(self, rgbs, detect=True):
         """Decoded RGB uint8 images -> one list of faces per image, no warnings.
 
-        Detection runs once per image; the crops of all the images go through the model together.
+        Detection runs once per image, images of one size together (`detect_many`: the same
+        faces as one by one); the crops of all the images go through the model together.
         """
+        rgbs = [images.load_rgb(rgb) for rgb in rgbs]
+        detected = self.detect_many(rgbs) if detect else [[None] for _ in rgbs]
         crops, owners, found = [], [], []
-        for index, rgb in enumerate(rgbs):
-            rgb = images.load_rgb(rgb)
-            for face in self.detect(rgb) if detect else [None]:
+        for index, (rgb, faces) in enumerate(zip(rgbs, detected)):
+            for face in faces:
                 if face is None:
                     crops.append(images.square_resize(rgb, self.input_size))
                     found.append(([0, 0, int(rgb.shape[1]), int(rgb.shape[0])], None))
@@ -152,9 +171,23 @@ class FacePredictor:
 
     def detect(self, rgb):
         """The detector's faces in one RGB image (the detector is made on first use)."""
+        return self.detect_many([rgb])[0]
+
+    def detect_many(self, rgbs):
+        """The detector's faces in each RGB image, in order (`FaceDetector.detect_many`; a
+        detector of one's own with only `detect` is called image by image)."""
         if self.detector is None:
             self.detector = FaceDetector()
-        return self.detector.detect(rgb)
+        if not hasattr(self.detector, "detect_many"):
+            return [self.detector.detect(rgb) for rgb in rgbs]
+        return self.detector.detect_many(rgbs)
+
+    def warm_up(self):
+        """Build the detector's networks and trace the model's forward pass, so the first
+        images do not pay for it."""
+        self.detect(np.full((64, 64, 3), 128, np.uint8))
+        self.predict_faces(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
+        return self
 
     def _crop(self, rgb, face):
         if self.margin is None:
@@ -165,6 +198,45 @@ class FacePredictor:
         """Annotated copies of `paths` under `out_dir`, one distinct name per input (see
         `annotated_names`); returns the paths written. `out_dir` must not be a file."""
         return write_annotated(paths, results, out_dir)
+
+
+def load_in_background(path=None, trust_saved_model=False, before=None, search_side=None, trace=True, **kwargs):
+    """A Future of `FacePredictor.from_path(path, ...)`, warmed up (`warm_up`), made on a daemon
+    thread: the caller reads its inputs meanwhile and calls `.result()` when it needs the model
+    (an error loading it is raised there). `before` runs first on that thread (the CLI imports
+    TensorFlow quietly there). The model and the detector load side by side; `search_side`: the
+    detector's (`FaceDetector`). `trace=False` runs the model eagerly instead of tracing its
+    forward pass: for a few images, tracing the shipped model costs seconds more than it saves."""
+    future = Future()
+
+    def load():
+        built = None
+        try:
+            if before is not None:
+                before()
+            detector = FaceDetector(search_side=search_side)
+            built = threading.Thread(target=detector.warm_up, daemon=True)
+            built.start()  # MTCNN's networks build while the model file loads
+            predictor = FacePredictor.from_path(path, trust_saved_model=trust_saved_model, detector=detector,
+                                                **kwargs)
+            if trace:
+                predictor.predict_faces(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))
+            else:
+                predictor._forward = functools.partial(predictor.model, training=False)
+            built.join()
+            future.set_result(predictor)
+        except BaseException as exc:  # noqa: BLE001  (handed to whoever asks for the result)
+            if built is not None:  # a process that exits while TensorFlow builds a network aborts
+                built.join()
+            future.set_exception(exc)
+
+    threading.Thread(target=load, name="load-model", daemon=True).start()
+    return future
+
+
+def loaded(predictor):
+    """`predictor` itself, or the FacePredictor a `load_in_background` Future gives (waiting for it)."""
+    return predictor.result() if isinstance(predictor, Future) else predictor
 
 
 def _is_one_image(item):

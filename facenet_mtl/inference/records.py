@@ -3,7 +3,8 @@
 A record: `{"path", ["frame", "time_s",] "model", "faces": [...], ["note"], ["annotated"],
 ["warning"], ["error"]}`: `faces` as `FacePredictor` gives them, `note` when no face was found,
 `annotated` the file `--out` wrote, `warning` when the model was not trained on real faces,
-`error` for an image that could not be read (its `faces` is then empty).
+`error` for an image that could not be read (its `faces` is then empty). A video ends with one
+`{"path", "model", "track_summary": {...}}` per face track (`tracks.FaceTracker.summaries`).
 """
 from __future__ import annotations
 
@@ -50,7 +51,10 @@ CSV_COLUMNS = (["path", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "conf
 
 
 def csv_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per face (a record without faces still gets one row, its face fields empty)."""
+    """One row per face (a record without faces still gets one row, its face fields empty); a
+    video's track summary has none (it goes to stderr)."""
+    if "track_summary" in record:
+        return []
     common = {k: record.get(k, "") for k in ("path", "frame", "time_s", "model", "annotated", "note",
                                                 "warning", "error")}
     if not record["faces"]:

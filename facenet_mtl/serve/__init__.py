@@ -10,7 +10,7 @@ INSTALL = ("in the facenet-mtl source folder: pip install -e '.[serve]' (starlet
 
 
 def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=1, log=print,
-          allow_hosts=()):
+          search_side=None, allow_hosts=()):
     """Load the model once, warm it up, and answer HTTP on host:port until interrupted: to the
     host names `served_hosts(host)` and `allow_hosts` ("*": any Host header)."""
     try:
@@ -20,10 +20,11 @@ def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 10
     except ImportError as exc:
         raise DataError("facenet-mtl serve", f"needs the serve extra ({exc.name or exc} is not installed)",
                         INSTALL) from None
+    from facenet_mtl.data.faces import FaceDetector
     from facenet_mtl.inference.predictor import FacePredictor
 
-    predictor = FacePredictor.from_path(model_path)
-    warm_up(predictor)
+    predictor = FacePredictor.from_path(model_path, detector=FaceDetector(search_side=search_side))
+    predictor.warm_up()
     if predictor.warning:
         log(f"warning: {predictor.warning}")
     app = create_app(predictor, max_upload_bytes=max_upload_bytes, threads=threads,
@@ -51,7 +52,4 @@ def served_hosts(host):
 
 def warm_up(predictor):
     """One detection and one forward pass, so the first request does not pay for tracing."""
-    import numpy as np
-
-    predictor.predict_arrays([np.full((64, 64, 3), 128, np.uint8)], detect=True)
-    predictor.predict_faces(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))
+    predictor.warm_up()

@@ -8,9 +8,11 @@
     GET  /             the page: drop a photo, see its faces boxed and labelled, and the JSON
 
 Errors are JSON `{"error": message, "status": code}`: 400 not an image (or a bad request, or a
-`Host` the server does not answer to), 403 a request sent by a page of another origin, 413 over
-the upload limit, 404 and 405. The model is loaded once, before the app is made, and each
-prediction runs in a worker thread so the event loop keeps answering.
+`Host` the server does not answer to), 403 a request sent by a page of another origin,
+413 over the upload limit, 503 (with `Retry-After`) when more images wait than the queue holds,
+404 and 405. The model is loaded once, before the app is made. Uploads are decoded on a thread
+pool, and concurrent requests are gathered for a few milliseconds and predicted together
+(`batching.PredictionBatcher`), so the event loop only reads requests and writes answers.
 
 Who may call it: only requests whose `Host` is one of `allowed_hosts` (by default the names of
 this machine's loopback, and the address it listens on): a page on another site that points a
@@ -42,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from facenet_mtl.data import images
 from facenet_mtl.errors import DataError
 from facenet_mtl.inference.records import in_original_pixels, make_record
+from facenet_mtl.serve.batching import PredictionBatcher, QueueFull
 
 if TYPE_CHECKING:
     from facenet_mtl.inference.predictor import FacePredictor
@@ -52,6 +55,10 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # out: a client that sends its whole body before reading (urllib, requests) then reads the 413
 # instead of a broken pipe. Beyond it the connection is closed unread.
 DRAIN_BYTES = 64 * 1024 * 1024
+MAX_BATCH = 16  # images predicted in one pass
+BATCH_WAIT_MS = 5.0  # how long the first image of a pass waits for others
+MAX_QUEUE = 64  # images waiting beyond this get 503
+RETRY_AFTER_S = 1
 STATIC = resources.files("facenet_mtl.serve") / "static"
 
 
@@ -153,10 +160,14 @@ def _error(status, message):
 
 
 def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, threads: int = 1,
-               allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> Starlette:
-    """The app for `predictor` (already loaded). `threads` predictions may run at once; requests
-    are answered for the host names in `allowed_hosts` ("*": any)."""
-    executor = ThreadPoolExecutor(threads, thread_name_prefix="predict")
+               max_batch: int = MAX_BATCH, batch_wait_ms: float = BATCH_WAIT_MS,
+               max_queue: int = MAX_QUEUE, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> Starlette:
+    """The app for `predictor` (already loaded). `threads` batches may run at once, each of up
+    to `max_batch` images gathered for `batch_wait_ms`; beyond `max_queue` waiting images, 503;
+    requests are answered for the host names in `allowed_hosts` ("*": any)."""
+    decoder = ThreadPoolExecutor(2, thread_name_prefix="decode")
+    batcher = PredictionBatcher(predictor, max_batch=max_batch, wait_ms=batch_wait_ms, max_queue=max_queue,
+                                workers=threads)
     card = predictor.describe()
     if card.get("path"):
         card["path"] = Path(card["path"]).name  # the file's name, never where it sits on this machine
@@ -174,12 +185,16 @@ def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPL
         name, data, detect = await _read_image(request)
         started = time.perf_counter()
         try:
-            rgb, scale = images.decode_bytes_scaled(data, name)  # a large photo decoded reduced
+            rgb, scale = await asyncio.get_running_loop().run_in_executor(  # a large photo decoded reduced
+                decoder, images.decode_bytes_scaled, data, name)
         except DataError as exc:
             raise HTTPException(400, f"{name}: not an image that can be read ({exc.problem}); "
                                      "send a JPEG, PNG, BMP or WebP photo") from None
-        loop = asyncio.get_running_loop()
-        faces, = await loop.run_in_executor(executor, predictor.predict_arrays, [rgb], detect)
+        try:
+            faces = await batcher.predict(rgb, detect)
+        except QueueFull:
+            raise HTTPException(503, f"the server is busy ({max_queue} images are waiting); try again in "
+                                     f"{RETRY_AFTER_S} s", headers={"Retry-After": str(RETRY_AFTER_S)}) from None
         record = make_record(predictor.card, name, in_original_pixels(faces, scale))
         width, height = images.header_size(data, name) or (rgb.shape[1], rgb.shape[0])  # the original's pixels
         record.update(width=int(width), height=int(height),
@@ -195,12 +210,13 @@ def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPL
             allowed = (exc.headers or {}).get("Allow", "")
             message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
         return JSONResponse({"error": message, "status": exc.status_code}, status_code=exc.status_code,
-                            headers=exc.headers if exc.status_code == 405 else None)
+                            headers=exc.headers if exc.status_code in (405, 503) else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        executor.shutdown(wait=False)
+        batcher.close()
+        decoder.shutdown(wait=False)
 
     app = Starlette(routes=[Route("/", index), Route("/healthz", healthz), Route("/v1/model", model),
                             Route("/v1/predict", predict, methods=["POST"]),
@@ -208,6 +224,7 @@ def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPL
                     exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     app.add_middleware(LimitUploadSize, max_bytes=max_upload_bytes)
     app.add_middleware(AllowedHosts, hosts=tuple(allowed_hosts))
+    app.state.batcher = batcher
     return app
 
 

@@ -180,7 +180,7 @@ class RunDir:
         if not (state.get("epoch") or finished) or not self.config_file.is_file():
             return
         changes = _config_changes(json.loads(self.config_file.read_text()),
-                                  json.loads(json.dumps(cfg.to_dict(), default=str)))
+                                  json.loads(json.dumps(cfg.to_dict(), default=str)), _defaults())
         if not skipped:
             changes = {k: v for k, v in changes.items() if k not in RESUMABLE_KEYS}
         if not changes:
@@ -293,18 +293,28 @@ def _write_json(path, data):
     os.replace(tmp, path)
 
 
-def _config_changes(before, now, prefix=""):
-    """{dotted key: (before, now)} for every value that differs, `source` aside."""
-    changes = {}
+def _config_changes(before, now, defaults=None, prefix=""):
+    """{dotted key: (before, now)} for every value that differs, `source` aside. A key the stored
+    config lacks (a run written before the field existed) counts as its default in `defaults`."""
+    changes, defaults = {}, defaults or {}
     for key in sorted(set(before) | set(now)):
         if not prefix and key == "source":
             continue
         old, new = before.get(key), now.get(key)
+        if key not in before and key in defaults and not isinstance(new, dict):
+            old = defaults[key]
         if isinstance(old, dict) and isinstance(new, dict) and not prefix:
-            changes.update(_config_changes(old, new, f"{key}."))
+            changes.update(_config_changes(old, new, defaults.get(key, {}), f"{key}."))
         elif old != new:
             changes[prefix + key] = (old, new)
     return changes
+
+
+def _defaults():
+    """Every config field's default, as config.json holds values."""
+    from facenet_mtl.training.config import ExperimentConfig
+
+    return json.loads(json.dumps(ExperimentConfig(name="").to_dict(), default=str))
 
 
 def _first_missing(path):

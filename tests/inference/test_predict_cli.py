@@ -126,8 +126,12 @@ def test_a_video_gives_a_line_per_sampled_frame_and_an_annotated_video(model, tm
     for i in range(6):
         writer.write(np.full((24, 32, 3), 30 * i, np.uint8))
     writer.release()
-    records = lines(run("--model", model, clip, "--every", "2", "--no-detect", "--out", tmp_path / "out"))
+    result = run("--model", model, clip, "--every", "2", "--no-detect", "--out", tmp_path / "out")
+    *records, summary = lines(result)
     assert [(r["frame"], r["time_s"]) for r in records] == [(0, 0.0), (2, 0.5), (4, 1.0)]
+    assert [r["faces"][0]["track"] for r in records] == [1, 1, 1]  # the whole frame: one face, one track
+    assert summary["track_summary"]["first_frame"] == 0 and summary["track_summary"]["last_frame"] == 4
+    assert f"{clip} track 1: frames 0-4 (3 faces)" in result.stderr
     assert {r["annotated"] for r in records} == {str(tmp_path / "out" / "clip_annotated.mp4")}
     assert cv2.VideoCapture(records[0]["annotated"]).get(cv2.CAP_PROP_FRAME_COUNT) == 6
 
@@ -232,3 +236,18 @@ def test_out_inside_an_input_folder_is_not_read_by_the_next_run(model, photos):
         assert len(lines(result)) == 3 and not any("_annotated" in r["path"] for r in lines(result))
     glob = run("--model", model, str(photos / "**" / "*.jpg"), "--no-detect", "--out", photos / "annotated")
     assert len(lines(glob)) == 2 and not any("_annotated" in r["path"] for r in lines(glob))
+
+
+def test_a_model_that_fails_to_load_on_the_loading_thread_exits_2_not_an_abort(photos, tmp_path):
+    """The model loads on a thread while the detector's networks build on another; a bad model
+    file must end the process with its message and code 2 (not `terminate called`, code 134,
+    from a process that exits while TensorFlow still builds a network)."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.h5"
+    bad.write_text("x")
+    done = subprocess.run([sys.executable, "-m", "facenet_mtl.cli", "predict", "--model", str(bad),
+                           str(photos / "a" / "face.jpg")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"error: {bad}" in done.stderr and "terminate called" not in done.stderr

@@ -204,3 +204,33 @@ def test_only_the_served_host_names_are_answered_and_other_origins_refused(serve
     assert status == 403 and result["status"] == 403
     status, _, _ = request(server + "/v1/model", headers={"Origin": f"http://127.0.0.1:{port}"})
     assert status == 200
+
+
+def test_concurrent_clients_with_distinct_photos_each_get_their_own_faces(server, tmp_path):
+    """Eight photos of one size (so the server detects them in one batch), each a different real
+    face at a different place, and one with no face, posted three times each from 8 client threads:
+    every answer is its own photo's, as that photo gets when it is posted alone."""
+    photos = {}
+    for i in range(8):
+        photos[f"client{i}.jpg"] = tmp_path / f"client{i}.jpg"
+        face_photo(photos[f"client{i}.jpg"], index=100 + 37 * i, at=(40 + 55 * i, 30 + 35 * i), side=150)
+    photos["empty.jpg"] = tmp_path / "empty.jpg"
+    cv2.imwrite(str(photos["empty.jpg"]), np.full((480, 640, 3), 90, np.uint8))
+
+    def predict(name):
+        status, result, _ = request(server + "/v1/predict", *multipart("image", name, photos[name].read_bytes()))
+        assert status == 200, result
+        return result
+
+    alone = {name: predict(name) for name in photos}
+    assert alone["empty.jpg"]["faces"] == [] and all(len(alone[f"client{i}.jpg"]["faces"]) == 1 for i in range(8))
+    names = list(photos) * 3
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(predict, names))
+    for name, result in zip(names, together):
+        assert result["path"] == name
+        assert len(result["faces"]) == len(alone[name]["faces"])
+        for face, reference in zip(result["faces"], alone[name]["faces"]):
+            assert np.abs(np.subtract(face["box"], reference["box"])).max() <= 2
+            assert face["age"] == pytest.approx(reference["age"], abs=0.5)
+            assert face["gender"]["label"] == reference["gender"]["label"]

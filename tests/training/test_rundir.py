@@ -139,6 +139,19 @@ def test_a_finished_run_takes_a_finish_key_only_with_refinish(run_of_config, key
         run.check_config(changed(cfg, "optimizer.lr"), state, refinish=True)
 
 
+def test_a_run_written_before_a_field_existed_holds_its_default(run_of_config):
+    """config.json of an older version lacks a field added since: the run is the same config when
+    the field is at its default (it trained that way), another one when it is not."""
+    cfg, run = run_of_config
+    state = run.mark_finished()
+    stored = json.loads(run.config_file.read_text())
+    del stored["data"]["teacher_weight"], stored["train"]["calibrate"]
+    run.config_file.write_text(json.dumps(stored))
+    run.check_config(cfg, state)
+    with pytest.raises(ConfigError, match="data.teacher_weight"):
+        run.check_config(changed(cfg, "data.teacher_weight"), state)
+
+
 def test_the_train_help_lists_the_finish_keys():
     result = CliRunner().invoke(main, ["train", "--help"])
     assert result.exit_code == 0
