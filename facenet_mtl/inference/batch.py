@@ -85,7 +85,7 @@ def predict_inputs(predictor: FacePredictor | Future[FacePredictor], inputs: Inp
     from facenet_mtl.inference.video import predict_video
 
     for path, message in inputs.unreadable.items():  # folders that could not be listed: one error each
-        yield make_record(predictor.card, path, [], error=message)
+        yield make_record(loaded(predictor).card, path, [], error=message)
     yield from predict_files(predictor, inputs.images, detect=detect, batch_size=batch_size, out_dir=out_dir,
                              progress=progress)
     predictor = loaded(predictor)
