@@ -95,6 +95,7 @@ bench-real: $(STAMP)
 bench-predict: $(STAMP)
 	$(BIN)/python benchmarks/bench_predict.py --data $(DATA)
 	$(BIN)/python benchmarks/bench_serve.py --data $(DATA)
+	$(BIN)/python benchmarks/bench_video.py --data $(DATA)
 
 clean:
 	rm -rf $(DEMO) runs data_out

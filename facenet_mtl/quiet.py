@@ -83,10 +83,19 @@ class _MessageFilter(logging.Filter):
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """The library logs to `facenet_mtl.*`; a command shows INFO (-v: DEBUG) on stderr, bare."""
+    """The library logs to `facenet_mtl.*`; a command shows INFO (-v: DEBUG) on stderr, bare.
+
+    The handler sits on the root logger (showing facenet_mtl's lines, and other loggers' warnings
+    as Python's last-resort handler would): with a handler there, a later `logging.basicConfig()`
+    (which any bare `logging.info(...)` in a library calls) adds none, so no line is printed twice
+    (`INFO:facenet_mtl.training.trainer:...` after the bare one)."""
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    log.handlers[:] = [handler]
+    handler.addFilter(lambda record: record.name == log.name or record.name.startswith(log.name + ".")
+                      or record.levelno >= logging.WARNING)
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _CurrentStderr)] + [handler]
+    log.handlers[:] = []
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 

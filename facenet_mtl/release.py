@@ -89,7 +89,7 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     evaluation["group_seconds"] = round(sum(evaluation.get("seconds_by_dataset", {}).get(name, 0)
                                             for name in grouped_datasets(data_root, datasets, "test", GROUPINGS)), 1)
     photos = photo_path_agreement(RELEASE_MODEL, utkface_dir, limit=photo_limit) if utkface_dir else None
-    calibrated = test_calibration(model, data_root, datasets)
+    calibrated = measure_calibration(model, data_root, datasets)
     manifests = {name: BuiltDataset.open(data_root, name).manifest for name in datasets}
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     info = {
@@ -121,7 +121,7 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     return info
 
 
-def test_calibration(model, data_root, datasets) -> dict[str, Any]:
+def measure_calibration(model: Any, data_root: str | Path, datasets: list[str]) -> dict[str, Any]:
     """What the heads' probabilities and the age interval are worth on the test splits: ECE per
     classification head, the 80 % age interval's coverage and the MAE, overall and per age band."""
     built = {name: BuiltDataset.open(data_root, name) for name in datasets}

@@ -16,11 +16,18 @@ UTKFACE = SHARED_DATA / "utkface" / "UTKFace"
 GENKI = SHARED_DATA / "genki4k" / "files"
 
 
+def missing_data(path, what="the real data"):
+    """The skip reason of a test that needs `path` from the real data: where it was looked for,
+    and the variable that points elsewhere."""
+    return (f"needs {what} in {path} (the real data is looked for in ../shared/data beside the clone; "
+            f"set FACENET_MTL_SHARED_DATA=/path/to/data to point elsewhere)")
+
+
 def utkface_files():
     """The UTKFace face files, sorted; the calling test skips when there are none."""
     files = sorted(glob.glob(str(UTKFACE / "*.jpg")))
     if not files:
-        pytest.skip(f"needs the UTKFace faces in {UTKFACE}")
+        pytest.skip(missing_data(UTKFACE, "the UTKFace faces"))
     return files
 
 

@@ -332,3 +332,32 @@ def test_user_errors_lets_a_real_bug_through_with_its_traceback(error):
 
     with pytest.raises(type(error)):
         command()
+
+
+@pytest.mark.parametrize("write, said, fix", [
+    (lambda tf: tf.io.write_file("/dev/full", "x" * 100_000), "/dev/full; No space left on device", "disk space"),
+    (lambda tf: tf.io.TFRecordWriter("/dev/full").write(b"x" * 10_000_000), "No space left", "disk space"),
+    (lambda tf: tf.io.gfile.GFile("/no/such/folder/x.txt", "w").write("x"), "/no/such/folder", "exist"),
+])
+def test_user_errors_maps_tensorflows_file_errors_like_os_errors(write, said, fix, capsys):
+    """tf.errors.ResourceExhaustedError & co. are not OSError: a full disk (/dev/full) under a
+    TensorFlow writer exits 2 with a message too."""
+    import tensorflow as tf
+
+    @cli_module.user_errors
+    def command():
+        write(tf)
+
+    with pytest.raises(SystemExit) as stopped:
+        command()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith("error: ") and said in err and fix in err
+    assert "{{function_node" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("limit", ["nan", "inf", "1e400", "-1", "0"])
+def test_serve_refuses_an_upload_limit_that_is_no_size(limit):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli_module.main, ["serve", "--max-upload-mb", limit])
+    assert result.exit_code == 2 and "--max-upload-mb" in result.output and "Traceback" not in result.output

@@ -48,6 +48,27 @@ def test_every_command_has_help_with_an_example(cli, command):
     assert "Example" in result.output and f"facenet-mtl {command} " in result.output
 
 
+HELP_WITHOUT_TENSORFLOW = """
+import sys
+from facenet_mtl.cli import main
+try:
+    main(sys.argv[1:], prog_name="facenet-mtl")
+except SystemExit as done:
+    assert done.code in (0, None), done.code
+print("IMPORTED:", sorted(m for m in ("tensorflow", "keras", "mtcnn") if m in sys.modules))
+"""
+
+
+def test_help_of_every_command_does_not_import_tensorflow():
+    """`facenet-mtl predict --help` took 5-8 s because the CLI imported TensorFlow before any
+    command; help (of the group and of every command) must come without it."""
+    for args in [["--help"]] + [[command, "--help"] for command in sorted(main.commands)]:
+        done = subprocess.run([sys.executable, "-c", HELP_WITHOUT_TENSORFLOW, *args], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "Usage:" in done.stdout and "IMPORTED: []" in done.stdout, (args, done.stdout[-300:])
+
+
 def test_top_level_help_lists_every_command_and_an_example(cli):
     result = cli("--help")
     assert result.exit_code == 0 and "Example" in result.output
@@ -197,3 +218,16 @@ def test_predict_on_an_unreadable_image_exits_2_naming_it(cli, tmp_path, model_p
         bad.write_text("hello")
     result = cli("predict", model_path, good, bad, "--no-detect")
     assert_user_error(result, bad, "fix:")
+
+
+@pytest.mark.parametrize("args", [["train", "--config", "experiments/demo/demo-pretrain.toml"],
+                                  ["run", "experiments/demo/"]])
+def test_the_help_examples_outside_a_checkout_say_where_the_configs_are(args, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from facenet_mtl.cli import main
+
+    monkeypatch.chdir(tmp_path)  # an installed package, run anywhere: no experiments/ here
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "\n  fix: " in result.output and "facenet-mtl source" in result.output

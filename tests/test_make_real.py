@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from tests.photos import SHARED_DATA as DATA, missing_data
 
-pytestmark = pytest.mark.skipif(not (DATA / "utkface").is_dir() or shutil.which("make") is None,
-                                reason="needs ../shared/data and make")
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.skipif(not (DATA / "utkface").is_dir(), reason=missing_data(DATA / "utkface")),
+              pytest.mark.skipif(shutil.which("make") is None, reason="needs make")]
 
 
 def test_make_real_on_a_tiny_slice(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-UTKFACE = ROOT.parent / "shared" / "data" / "utkface" / "UTKFace"
+from tests.photos import UTKFACE, missing_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_the_wheel_holds_the_release_model_and_its_card(wheel):
 
 def test_a_fresh_install_predicts_a_real_photo_offline(wheel, tmp_path):
     if not UTKFACE.is_dir():
-        pytest.skip(f"needs a real face from {UTKFACE}")
+        pytest.skip(missing_data(UTKFACE, "a real face"))
     import cv2
 
     venv = tmp_path / "venv"

@@ -33,3 +33,26 @@ def test_a_command_prints_no_start_up_noise(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("error: "), done.stderr  # the first line the user sees is the error
     assert not any(quiet.is_noise(line) for line in done.stderr.splitlines())
+
+
+def test_a_line_is_printed_once_even_when_a_library_configures_the_root_logger(capsys):
+    """From the second `make demo`, every trainer line came twice: once bare, once more as
+    `INFO:facenet_mtl.training.trainer:` after something called `logging.basicConfig()`."""
+    import logging
+
+    from facenet_mtl.quiet import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = []
+    try:
+        setup_logging()
+        logging.basicConfig()  # what a bare logging.info(...) in any library does
+        logging.getLogger("facenet_mtl.training.trainer").info("[demo] epoch 1")
+        logging.getLogger("some.library").info("not shown")
+        logging.getLogger("some.library").warning("a warning of another library")
+    finally:
+        root.handlers[:] = saved
+    err = capsys.readouterr().err
+    assert err.count("[demo] epoch 1") == 1 and "INFO:" not in err
+    assert "not shown" not in err and "a warning of another library" in err

@@ -5,13 +5,14 @@
     result.differences   # {"age": 3e-06, "emotion": 1e-08, ...}: max |exported - Keras| per output
 
 The check runs the written file (onnxruntime, the LiteRT interpreter, `tf.saved_model.load`,
+The check runs the written file (onnxruntime, the LiteRT interpreter, `tf.saved_model.load`,
 Keras, tf-keras in a subprocess) on `samples` (the CLI gives drawn demo faces; by default a fixed
 noise batch) and compares every output with the Keras model's; above `TOLERANCE` the file is
 removed and `ExportCheckError` raised (CLI: exit 1). The model's `ModelSpec` (the one its file
 states, `saving.model_metadata`) goes into every file: ONNX `metadata_props`, a LiteRT metadata
 buffer named "facenet_mtl", an h5 attribute, and `labels.json` (plus the loader's
 `facenet_mtl.json`) beside `OUT/1/saved_model.pb`.
-Optional runtimes come from `pip install "facenet-mtl[export]"`.
+Optional runtimes come from `pip install -e ".[export]"` in the facenet-mtl source folder.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ FORMATS = ("onnx", "litert", "saved_model", "h5", "keras2-h5")
 TOLERANCE = 1e-4
 ONNX_OPSET = 17
 SAMPLE_FACES = 8
-EXTRA = 'pip install "facenet-mtl[export]"'
+EXTRA = 'pip install -e ".[export]" in the facenet-mtl source folder'
 
 
 class ExportCheckError(Exception):
@@ -92,10 +93,13 @@ def export_model(model: keras.Model, fmt: str, out: str | Path, samples: ArrayLi
     if out.exists() and fmt == "saved_model" and not out.is_dir():
         raise DataError(out, "exists and is a file", "give a folder for the SavedModel (it is written to OUT/1/)")
     metadata = saving.model_metadata(model, spec)
-    written, runtime = writer(model, out, metadata)
+    # A file is written beside `out` under a name of its own and moved onto `out` only once
+    # checked: a failed export never touches (nor removes) a file that was there before.
+    staged = out if fmt == "saved_model" else out.with_name(f".{out.stem}.export-{os.getpid()}{out.suffix}")
+    written, runtime = writer(model, staged, metadata)
     try:
         got = runner(written, samples)
-    except Exception:
+    except BaseException:
         _remove(written)
         raise
     expected = reference_outputs(model, samples)
@@ -108,7 +112,10 @@ def export_model(model: keras.Model, fmt: str, out: str | Path, samples: ArrayLi
         problem = f"missing outputs {missing}" if missing else (
             f"max abs difference {result.max_difference:.2e} > {TOLERANCE:.0e} ({_describe(differences)})")
         raise ExportCheckError(f"{out}: the {fmt} export does not match Keras in {runtime}: {problem}; "
-                               "the file was removed")
+                               f"{'the file was removed' if staged == out else 'nothing was written'}")
+    if staged != out:
+        os.replace(staged, out)
+        result.path = out
     return result
 
 
@@ -153,6 +160,9 @@ REQUIRES = {"onnx": (("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime"), ("o
 
 
 def _require(fmt):
+    if fmt == "keras2-h5" and not _has_tf_keras():
+        raise DataError(fmt, "exporting a Keras 2 file needs tf-keras (to check it), which is not installed",
+                        'pip install "tf-keras~=<your TensorFlow version>" (e.g. tf-keras~=2.21.0 for TF 2.21)')
     for module, package in REQUIRES.get(fmt, ()):
         try:
             __import__(module)
@@ -293,15 +303,18 @@ np.savez(sys.argv[3], **model.predict(np.load(sys.argv[2]), verbose=0))
 """
 
 
+def _has_tf_keras():
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tf_keras") is not None
+    except ValueError:
+        return False
+
+
 def _run_keras2_h5(path, samples):
     """tf-keras in a fresh process (TF_USE_LEGACY_KERAS=1 must be set before TensorFlow starts)."""
-    try:
-        import importlib.util
-
-        found = importlib.util.find_spec("tf_keras") is not None
-    except ValueError:
-        found = False
-    if not found:
+    if not _has_tf_keras():
         raise DataError(path, "checking a Keras 2 export needs tf-keras, which is not installed",
                         'pip install "tf-keras~=<your TensorFlow version>" (e.g. tf-keras~=2.21.0 for TF 2.21)')
     with tempfile.TemporaryDirectory() as folder:

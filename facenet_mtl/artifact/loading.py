@@ -4,9 +4,14 @@ the cause (not found, not a model, truncated, written by a newer Keras, a Keras 
 A SavedModel is a program as much as a model: loading and calling it runs the graph it carries,
 and that graph may hold any TensorFlow op (`WriteFile`, `ReadFile`, ...). So a SavedModel loads
 only when it is ours and pure tensor math: the `facenet_mtl.json` beside `saved_model.pb` that
-`facenet-mtl train` / `export` writes must match the graph's sha256, and every op in the graph
-must be in `GRAPH_OPS` (checked on the protobuf, before TensorFlow loads anything). Anything
-else needs `trust_saved_model=True` (CLI: `--trust-saved-model`).
+`facenet-mtl train` / `export` writes must match the graph's sha256 (a statement of origin, not
+a safeguard: anyone can compute a sha256), and every op that loading and calling the model can
+run must be in `GRAPH_OPS`: the functions the object graph names (what `tf.saved_model.load`
+restores and calls: `serve`, signatures, resource initialisers, restore functions) and every
+function they call, followed through the library by what they call, whatever they are named
+(checked on the protobuf, before TensorFlow loads anything). A TF1 SavedModel (no object graph,
+its init and restore ops run on load) is refused. Anything else needs `trust_saved_model=True`
+(CLI: `--trust-saved-model`).
 
 >>> from facenet_mtl.artifact.loading import hdf5_or_zip
 >>> hdf5_or_zip(__file__)
@@ -48,10 +53,7 @@ GRAPH_OPS = frozenset("""
     Square SquaredDifference Squeeze StatefulPartitionedCall StopGradient StridedSlice Sub Sum Tanh Tile
     Transpose Unpack VarHandleOp VarIsInitializedOp ZerosLike
 """.split())
-# The checkpoint functions every SavedModel carries (`__inference__traced_save_N`, `..._restore_N`)
-# read and write its own variables/ folder; those ops are allowed there and nowhere else.
-CHECKPOINT_FUNCTION = re.compile(r"__inference__traced_(save|restore)_\d+$")
-CHECKPOINT_OPS = frozenset("MergeV2Checkpoints RestoreV2 SaveV2 ShardedFilename StaticRegexFullMatch StringJoin".split())
+
 
 
 def load_keras_model(path: str | Path, trust_saved_model: bool = False) -> keras.Model | _SavedModelAdapter:
@@ -64,7 +66,7 @@ def load_keras_model(path: str | Path, trust_saved_model: bool = False) -> keras
     if path.suffix not in MODEL_SUFFIXES:
         raise DataError(path, f"is not a Keras model file (suffix '{path.suffix}')",
                         "give a model.h5 or model.keras written by facenet-mtl train")
-    _check_container(path)
+    _check_container(_regular_file(path))
     import keras
 
     try:
@@ -195,6 +197,7 @@ def _load_error(path, exc):
 def load_saved_model(path: str | Path, trust_saved_model: bool = False) -> _SavedModelAdapter:
     """A SavedModel directory as a predict-able object (`_SavedModelAdapter`), checked first."""
     path = Path(path)
+    _only_regular_files(path)
     if not (path / "saved_model.pb").is_file():
         found = sorted(p.name for p in path.iterdir())
         listing = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "") if found else "nothing"
@@ -209,6 +212,16 @@ def load_saved_model(path: str | Path, trust_saved_model: bool = False) -> _Save
     except Exception as exc:
         raise DataError(path, f"cannot be loaded as a SavedModel ({type(exc).__name__}: {str(exc)[:200]})",
                         "give the saved_model/ directory written by facenet-mtl train or export") from None
+
+
+def _only_regular_files(folder):
+    """DataError when anything under a SavedModel folder is a pipe or a device (TensorFlow would
+    block reading it); symbolic links are judged by what they point at."""
+    import os
+
+    for root, _, names in os.walk(folder):
+        for name in names:
+            _regular_file(Path(root) / name)
 
 
 def check_saved_model(path: str | Path) -> None:
@@ -235,19 +248,77 @@ def check_saved_model(path: str | Path) -> None:
 
 
 def unsafe_graph_ops(path: str | Path) -> list[str]:
-    """Op types in the SavedModel's graph and function library outside `GRAPH_OPS`, read from the
-    protobuf without running anything (the checkpoint functions may also use `CHECKPOINT_OPS`)."""
+    """Op types outside `GRAPH_OPS` that loading the SavedModel and calling it can run, read from
+    the protobuf without running anything: every function the object graph names, and every
+    function those call (attributes holding functions, or a node whose op is a function), by
+    reachability, never by name. The graph's own save/restore nodes, which only TF1 loaders and
+    TF Serving run, are not reached; a SavedModel without an object graph gives `["<TF1 graph>"]`."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    saved.ParseFromString(_regular_file(Path(path) / "saved_model.pb").read_bytes())
     unsafe = set()
     for graph in saved.meta_graphs:
-        unsafe |= {node.op for node in graph.graph_def.node} - GRAPH_OPS
-        for function in graph.graph_def.library.function:
-            allowed = GRAPH_OPS | CHECKPOINT_OPS if CHECKPOINT_FUNCTION.match(function.signature.name) else GRAPH_OPS
-            unsafe |= {node.op for node in function.node_def} - allowed
+        library = {function.signature.name: function for function in graph.graph_def.library.function}
+        pending = sorted(_object_graph_functions(graph.object_graph_def))
+        if not pending:
+            unsafe.add("<TF1 graph: no object graph, its init and restore ops run on load>")
+        seen = set()
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            function = library.get(name)
+            if function is None:
+                unsafe.add(f"<missing function {name}>")
+                continue
+            for node in function.node_def:
+                called = _called_functions(node)
+                if node.op in library:
+                    called.append(node.op)
+                elif node.op not in GRAPH_OPS:
+                    unsafe.add(node.op)
+                pending.extend(called)
     return sorted(unsafe)
+
+
+def _object_graph_functions(object_graph):
+    """The names of the functions a TF2 object graph holds (all of them may run on load or call)."""
+    names = set()
+    for node in object_graph.nodes:
+        kind = node.WhichOneof("kind")
+        if kind == "function":
+            names.update(node.function.concrete_functions)
+        elif kind == "bare_concrete_function":
+            names.add(node.bare_concrete_function.concrete_function_name)
+    return names
+
+
+def _called_functions(node):
+    """Functions a node's attributes name (`f` of a PartitionedCall, branches, bodies, lists)."""
+    called = []
+    for value in node.attr.values():
+        if value.HasField("func"):
+            called.append(value.func.name)
+        if value.HasField("list"):
+            called.extend(func.name for func in value.list.func)
+    return called
+
+
+def _regular_file(path):
+    """`path` when it is a regular file; a DataError when it is a FIFO, a device or a folder (reading
+    one would block or never end)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise DataError(path, f"cannot be read ({exc.strerror})", "check the path and its permissions") from None
+    if not stat.S_ISREG(mode):
+        raise DataError(path, "is not a regular file (a pipe, a device or a folder)",
+                        "give a model file saved on disk")
+    return path
 
 
 class _SavedModelAdapter:

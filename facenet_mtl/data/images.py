@@ -87,6 +87,8 @@ def _read_file(path, name):
         raise CorruptImageError(name, "file not found") from None
     except NotADirectoryError:
         raise CorruptImageError(name, "file not found (a parent is not a folder)") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, permission denied on a folder
+        raise CorruptImageError(name, f"cannot be read ({exc.strerror})") from None
     if stat.S_ISDIR(info.st_mode):
         raise CorruptImageError(name, "is a directory, not an image file")
     if not stat.S_ISREG(info.st_mode):  # a pipe or a device would block or never end
@@ -94,7 +96,10 @@ def _read_file(path, name):
     if info.st_size > MAX_FILE_BYTES:
         raise ImageTooLargeError(name, f"{info.st_size / 2**20:.0f} MiB file (the limit is "
                                        f"{MAX_FILE_BYTES >> 20} MiB)")
-    return Path(path).read_bytes()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:  # permission denied, an I/O error
+        raise CorruptImageError(name, f"cannot be read ({exc.strerror})") from None
 
 
 class ImageTooLargeError(CorruptImageError):
@@ -111,6 +116,22 @@ def decode_bytes(data: bytes | bytearray | memoryview, name: str = "<bytes>") ->
     """The pixels of an encoded image (JPEG, PNG, ...) as HxWx3 uint8 RGB; CorruptImageError
     naming `name` when `data` is no image or a truncated one."""
     return _decode(bytes(data), name)[0]
+
+
+def decode_bytes_scaled(data: bytes | bytearray | memoryview, name: str = "<bytes>") -> tuple[np.ndarray, float]:
+    """`(rgb, scale)` of an encoded image, as `load_rgb_scaled` gives them for a file."""
+    return _decode(bytes(data), name)
+
+
+def bounded(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """`(rgb, scale)`: an already decoded image (a video frame) shrunk to at most `DECODE_PIXELS`,
+    as a large file is decoded reduced, and the factor from original pixels onto it (1: as is)."""
+    height, width = rgb.shape[:2]
+    if height * width <= DECODE_PIXELS:
+        return rgb, 1.0
+    scale = (DECODE_PIXELS / (height * width)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), size[0] / width
 
 
 def _read_zip_member(zip_path, member):

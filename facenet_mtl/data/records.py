@@ -382,7 +382,7 @@ def _write_tfds_metadata(directory, dataset, splits, image_size):
     """Let `tfds.builder_from_directory(OUT/<dataset>/1.0.0)` read the shards in user code."""
     try:
         import tensorflow_datasets as tfds
-    except ImportError:  # an extra (pip install "facenet-mtl[tfds]"): the records stand alone without it
+    except ImportError:  # an extra (pip install -e ".[tfds]"): the records stand alone without it
         log.info("tensorflow-datasets is not installed: no tfds metadata for %s", dataset)
         return
     try:

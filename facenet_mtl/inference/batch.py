@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facenet_mtl.data import images
 from facenet_mtl.errors import DataError
-from facenet_mtl.inference.predictor import annotated_names, check_out_dir, save_annotated
-from facenet_mtl.inference.records import make_record
+from facenet_mtl.inference.predictor import annotated_names, check_out_dir, loaded, save_annotated
+from facenet_mtl.inference.records import in_original_pixels, make_record
 
 if TYPE_CHECKING:
     from facenet_mtl.inference.inputs import Inputs
@@ -25,14 +25,16 @@ if TYPE_CHECKING:
 PROGRESS_FROM = 4  # a progress bar only for more images than a glance takes
 
 
-def predict_files(predictor: FacePredictor, paths: Iterable[str | Path], detect: bool = True, batch_size: int = 16,
-                  out_dir: str | Path | None = None, progress: bool | None = None) -> Iterator[dict[str, Any]]:
+def predict_files(predictor: FacePredictor | Future[FacePredictor], paths: Iterable[str | Path], detect: bool = True,
+                  batch_size: int = 16, out_dir: str | Path | None = None,
+                  progress: bool | None = None) -> Iterator[dict[str, Any]]:
     """Yield one record per image path (see `records.make_record`); an unreadable image gives a
     record with `error` (the message names the file and the fix) and the others go on.
 
-    `batch_size` images are decoded, detected and sent through the model together; `out_dir`
-    gets an annotated copy of each (names from `annotated_names`); `progress` (None: only for
-    more than a few images) shows a bar on stderr.
+    `batch_size` images are decoded, detected (images of one size together) and sent through
+    the model together; `out_dir` gets an annotated copy of each (names from `annotated_names`);
+    `progress` (None: only for more than a few images) shows a bar on stderr. `predictor` may be
+    a Future of one (`load_in_background`): the first images are decoded while it loads.
     """
     from tqdm import tqdm
 
@@ -44,47 +46,54 @@ def predict_files(predictor: FacePredictor, paths: Iterable[str | Path], detect:
     with ThreadPoolExecutor(1) as reader, tqdm(total=len(paths), unit="img", file=sys.stderr,
                                                disable=not show, dynamic_ncols=True) as bar:
         upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[0]]) if chunks else None
+        predictor = loaded(predictor)
         for number, chunk in enumerate(chunks):
             decoded = upcoming.result()  # type: ignore[union-attr]  # set whenever there are chunks
             if number + 1 < len(chunks):
                 upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[number + 1]])
-            readable = [(i, rgb) for i, rgb in zip(chunk, decoded) if not isinstance(rgb, DataError)]
+            readable = [(i, rgb) for i, (rgb, _) in zip(chunk, decoded) if not isinstance(rgb, DataError)]
             results = dict(zip((i for i, _ in readable), predictor.predict_arrays([rgb for _, rgb in readable],
                                                                                    detect=detect)))
-            for i, rgb in zip(chunk, decoded):
+            for i, (rgb, scale) in zip(chunk, decoded):
                 if isinstance(rgb, DataError):
                     yield make_record(predictor.card, paths[i], [], error=str(rgb))
                     continue
                 written = save_annotated(rgb, results[i], out_dir / targets[i]) if out_dir is not None else None
-                yield make_record(predictor.card, paths[i], results[i], annotated=written and str(written))
+                yield make_record(predictor.card, paths[i], in_original_pixels(results[i], scale),
+                                  annotated=written and str(written))
             bar.update(len(chunk))
 
 
 def _decode_all(paths):
-    """Each path's RGB pixels, or the DataError that says why it cannot be read."""
+    """Each path's `(rgb, scale)` (a large image decoded reduced), or `(the DataError that says
+    why it cannot be read, None)`."""
     decoded = []
     for path in paths:
         try:
-            decoded.append(images.load_rgb(os.fspath(path)))
+            decoded.append(images.load_rgb_scaled(os.fspath(path)))
         except DataError as exc:
-            decoded.append(exc)
+            decoded.append((exc, None))
     return decoded
 
 
-def predict_inputs(predictor: FacePredictor, inputs: Inputs, detect: bool = True, batch_size: int = 16,
-                   out_dir: str | Path | None = None, every: int = 1, max_frames: int = 0,
-                   progress: bool | None = None) -> Iterator[dict[str, Any]]:
+def predict_inputs(predictor: FacePredictor | Future[FacePredictor], inputs: Inputs, detect: bool = True,
+                   batch_size: int = 16, out_dir: str | Path | None = None, every: int = 1, max_frames: int = 0,
+                   progress: bool | None = None, track: bool = True) -> Iterator[dict[str, Any]]:
     """Records for every image of `inputs` (an `inputs.Inputs`), then every sampled frame of each
-    of its videos; `out_dir` gets the annotated images and `<stem>_annotated.mp4` videos."""
+    of its videos (faces followed as tracks unless `track` is False, each video ending with its
+    track summaries); `out_dir` gets the annotated images and `<stem>_annotated.mp4` videos."""
     from facenet_mtl.inference.video import predict_video
 
+    for path, message in inputs.unreadable.items():  # folders that could not be listed: one error each
+        yield make_record(loaded(predictor).card, path, [], error=message)
     yield from predict_files(predictor, inputs.images, detect=detect, batch_size=batch_size, out_dir=out_dir,
                              progress=progress)
+    predictor = loaded(predictor)
     video_targets = annotated_names(inputs.videos)
     for video, target in zip(inputs.videos, video_targets):
         out_path = check_out_dir(out_dir) / target.with_suffix(".mp4") if out_dir is not None else None
         for record in predict_video(predictor, video, every=every, detect=detect, batch_size=batch_size,
-                                    out_path=out_path, max_frames=max_frames, progress=progress):
-            if out_path is not None:
+                                    out_path=out_path, max_frames=max_frames, progress=progress, tracker=track):
+            if out_path is not None and "track_summary" not in record:
                 record["annotated"] = str(out_path)
             yield record

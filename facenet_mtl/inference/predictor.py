@@ -5,25 +5,40 @@
         print(face["box"], face["confidence"], face["age"], face["emotion"]["label"])
     predictor.predict(["a.jpg", "b.jpg"])          # several -> one list of faces per image
 
-Each image is searched for faces once (`FaceDetector`), every face is cropped the way the model
-file's `ModelSpec` says its training crops were (`crop_face` at its input size and margin), and
-all the crops of a batch of images go through the model together. The heads read, their labels
-and their text are the spec's, not the running process's task registry.
+Each image is searched for faces once (`FaceDetector.detect_many`: images of one size are
+detected together), every face is cropped the way the model file's `ModelSpec` says its training
+crops were (`crop_face` at its input size and margin), and all the crops of a batch of images go
+through the model together. The heads read, their labels and their text are the spec's, not the
+running process's task registry. `load_in_background` starts the loading on a thread, so a
+command can read its inputs meanwhile.
 """
 import functools
 import os
+import threading
 import warnings
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 
 from facenet_mtl import tasks as task_registry
-from facenet_mtl.artifact.loading import MODEL_SUFFIXES, load_keras_model  # noqa: F401  (re-exported)
-from facenet_mtl.artifact.spec import derive_spec, spec_of_file
 from facenet_mtl.data import images
 from facenet_mtl.data.faces import FaceDetector, crop_face
 from facenet_mtl.errors import DataError
 from facenet_mtl.inference.model_card import ModelCard, describe
+from facenet_mtl.inference.records import in_original_pixels
+
+_LAZY = ("MODEL_SUFFIXES", "load_keras_model")  # re-exported from `loading`, which imports Keras
+
+
+def __getattr__(name):
+    """`load_keras_model` and `MODEL_SUFFIXES` on first use: importing this module (the CLI does,
+    on its way to a thread that loads the model) must not import TensorFlow."""
+    if name in _LAZY:
+        from facenet_mtl.artifact import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class NoFaceWarning(UserWarning):
@@ -60,6 +75,8 @@ class FacePredictor:
     """
 
     def __init__(self, model, detector=None, margin=None, batch_size=64, card=None, spec=None):
+        from facenet_mtl.artifact.spec import derive_spec
+
         self.model = model
         self.spec = spec or derive_spec(model)
         self.heads = self.spec.task_objects()
@@ -79,6 +96,9 @@ class FacePredictor:
             from facenet_mtl.weights import release_model_path
 
             path = release_model_path()
+        from facenet_mtl.artifact.loading import load_keras_model
+        from facenet_mtl.artifact.spec import spec_of_file
+
         model = load_keras_model(path, trust_saved_model=trust_saved_model)
         spec = spec_of_file(path, model)
         return cls(model, card=describe(path, spec), spec=spec, **kwargs)
@@ -122,8 +142,10 @@ class FacePredictor:
         """
         single = _is_one_image(images_or_paths)
         items = [images_or_paths] if single else list(images_or_paths)
-        rgbs = [images.load_rgb(os.fspath(item) if isinstance(item, (str, Path)) else item) for item in items]
-        results = self.predict_arrays(rgbs, detect=detect)
+        decoded = [images.load_rgb_scaled(os.fspath(item) if isinstance(item, (str, Path)) else item)
+                   for item in items]
+        results = [in_original_pixels(faces, scale)  # a large photo is decoded reduced; boxes are not
+                   for faces, (_, scale) in zip(self.predict_arrays([rgb for rgb, _ in decoded], detect=detect), decoded)]
         for index, (item, faces) in enumerate(zip(items, results)):
             if not faces:
                 name = item if isinstance(item, (str, Path)) else f"image {index}"
@@ -133,12 +155,14 @@ class FacePredictor:
     def predict_arrays(self, rgbs, detect=True):
         """Decoded RGB uint8 images -> one list of faces per image, no warnings.
 
-        Detection runs once per image; the crops of all the images go through the model together.
+        Detection runs once per image, images of one size together (`detect_many`: the same
+        faces as one by one); the crops of all the images go through the model together.
         """
+        rgbs = [images.load_rgb(rgb) for rgb in rgbs]
+        detected = self.detect_many(rgbs) if detect else [[None] for _ in rgbs]
         crops, owners, found = [], [], []
-        for index, rgb in enumerate(rgbs):
-            rgb = images.load_rgb(rgb)
-            for face in self.detect(rgb) if detect else [None]:
+        for index, (rgb, faces) in enumerate(zip(rgbs, detected)):
+            for face in faces:
                 if face is None:
                     crops.append(images.square_resize(rgb, self.input_size))
                     found.append(([0, 0, int(rgb.shape[1]), int(rgb.shape[0])], None))
@@ -154,9 +178,23 @@ class FacePredictor:
 
     def detect(self, rgb):
         """The detector's faces in one RGB image (the detector is made on first use)."""
+        return self.detect_many([rgb])[0]
+
+    def detect_many(self, rgbs):
+        """The detector's faces in each RGB image, in order (`FaceDetector.detect_many`; a
+        detector of one's own with only `detect` is called image by image)."""
         if self.detector is None:
             self.detector = FaceDetector()
-        return self.detector.detect(rgb)
+        if not hasattr(self.detector, "detect_many"):
+            return [self.detector.detect(rgb) for rgb in rgbs]
+        return self.detector.detect_many(rgbs)
+
+    def warm_up(self):
+        """Build the detector's networks and trace the model's forward pass, so the first
+        images do not pay for it."""
+        self.detect(np.full((64, 64, 3), 128, np.uint8))
+        self.predict_faces(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
+        return self
 
     def _crop(self, rgb, face):
         return crop_face(rgb, face, self.input_size, self.margin)
@@ -165,6 +203,45 @@ class FacePredictor:
         """Annotated copies of `paths` under `out_dir`, one distinct name per input (see
         `annotated_names`); returns the paths written. `out_dir` must not be a file."""
         return write_annotated(paths, results, out_dir, heads=self.heads)
+
+
+def load_in_background(path=None, trust_saved_model=False, before=None, search_side=None, trace=True, **kwargs):
+    """A Future of `FacePredictor.from_path(path, ...)`, warmed up (`warm_up`), made on a daemon
+    thread: the caller reads its inputs meanwhile and calls `.result()` when it needs the model
+    (an error loading it is raised there). `before` runs first on that thread (the CLI imports
+    TensorFlow quietly there). The model and the detector load side by side; `search_side`: the
+    detector's (`FaceDetector`). `trace=False` runs the model eagerly instead of tracing its
+    forward pass: for a few images, tracing the shipped model costs seconds more than it saves."""
+    future = Future()
+
+    def load():
+        built = None
+        try:
+            if before is not None:
+                before()
+            detector = FaceDetector(search_side=search_side)
+            built = threading.Thread(target=detector.warm_up, daemon=True)
+            built.start()  # MTCNN's networks build while the model file loads
+            predictor = FacePredictor.from_path(path, trust_saved_model=trust_saved_model, detector=detector,
+                                                **kwargs)
+            if trace:
+                predictor.predict_faces(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))
+            else:
+                predictor._forward = functools.partial(predictor.model, training=False)
+            built.join()
+            future.set_result(predictor)
+        except BaseException as exc:  # noqa: BLE001  (handed to whoever asks for the result)
+            if built is not None:  # a process that exits while TensorFlow builds a network aborts
+                built.join()
+            future.set_exception(exc)
+
+    threading.Thread(target=load, name="load-model", daemon=True).start()
+    return future
+
+
+def loaded(predictor):
+    """`predictor` itself, or the FacePredictor a `load_in_background` Future gives (waiting for it)."""
+    return predictor.result() if isinstance(predictor, Future) else predictor
 
 
 def _is_one_image(item):
@@ -310,6 +387,9 @@ def save_annotated(rgb, faces, target, heads=None):
     except OSError as exc:
         raise DataError(target.parent, f"cannot be made as a folder ({exc.strerror})",
                         "give --out a folder path that can be created") from None
-    if not cv2.imwrite(str(target), cv2.cvtColor(annotate(rgb, faces, heads), cv2.COLOR_RGB2BGR)):
-        raise DataError(target, "could not be written", "check that the --out folder is writable")
+    # Encoded in memory and written by Python: OpenCV's path functions crash on a name that is not UTF-8.
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(annotate(rgb, faces, heads), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise DataError(target, "could not be encoded as JPEG", "report this image as a bug")
+    target.write_bytes(encoded.tobytes())
     return target

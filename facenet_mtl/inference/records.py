@@ -3,9 +3,10 @@
 A record: `{"path", ["frame", "time_s",] "model", "faces": [...], ["note"], ["annotated"],
 ["warning"], ["error"]}`: `faces` as `FacePredictor` gives them, `note` when no face was found,
 `annotated` the file `--out` wrote, `warning` when the model was not trained on real faces,
-`error` for an image that could not be read (its `faces` is then empty). The CSV's columns are
-the model's heads' (`Task.csv_columns`, from its `ModelSpec`), so a head no column names is never
-dropped.
+`error` for an image that could not be read (its `faces` is then empty). A video ends with one
+`{"path", "model", "track_summary": {...}}` per face track (`tracks.FaceTracker.summaries`). The
+CSV's columns are the model's heads' (`Task.csv_columns`, from its `ModelSpec`), so a head no
+column names is never dropped.
 """
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def make_record(card: ModelCard, path: str | Path, faces: list[dict[str, Any]], 
     return record
 
 
+def in_original_pixels(faces: list[dict[str, Any]], scale: float) -> list[dict[str, Any]]:
+    """`faces` found on an image decoded reduced by `scale` (`images.load_rgb_scaled`), their
+    boxes mapped back onto the original image's pixels: what every record reports."""
+    if scale == 1:
+        return faces
+    return [dict(face, box=[int(round(v / scale)) for v in face["box"]]) for face in faces]
+
+
 FACE_COLUMNS = ["path", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "confidence"]
 RECORD_COLUMNS = ["model", "annotated", "note", "warning", "error"]
 
@@ -50,7 +59,10 @@ def csv_columns(heads: Sequence[Task] | None = None) -> list[str]:
 
 
 def csv_rows(record: Mapping[str, Any], heads: Sequence[Task] | None = None) -> list[dict[str, Any]]:
-    """One row per face (a record without faces still gets one row, its face fields empty)."""
+    """One row per face (a record without faces still gets one row, its face fields empty); a
+    video's track summary has none (it goes to stderr)."""
+    if "track_summary" in record:
+        return []
     common = {k: record.get(k, "") for k in ("path", "frame", "time_s", "model", "annotated", "note",
                                                 "warning", "error")}
     if not record["faces"]:

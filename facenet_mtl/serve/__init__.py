@@ -5,11 +5,14 @@
 """
 from facenet_mtl.errors import DataError
 
-INSTALL = "pip install 'facenet-mtl[serve]' (starlette, uvicorn, python-multipart)"
+INSTALL = ("in the facenet-mtl source folder: pip install -e '.[serve]' (starlette, uvicorn, python-multipart; "
+           "facenet-mtl is installed from its source, not from PyPI)")
 
 
-def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=1, log=print):
-    """Load the model once, warm it up, and answer HTTP on host:port until interrupted."""
+def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=1, log=print,
+          search_side=None, allow_hosts=()):
+    """Load the model once, warm it up, and answer HTTP on host:port until interrupted: to the
+    host names `served_hosts(host)` and `allow_hosts` ("*": any Host header)."""
     try:
         import uvicorn
 
@@ -17,20 +20,36 @@ def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 10
     except ImportError as exc:
         raise DataError("facenet-mtl serve", f"needs the serve extra ({exc.name or exc} is not installed)",
                         INSTALL) from None
+    from facenet_mtl.data.faces import FaceDetector
     from facenet_mtl.inference.predictor import FacePredictor
 
-    predictor = FacePredictor.from_path(model_path)
-    warm_up(predictor)
+    predictor = FacePredictor.from_path(model_path, detector=FaceDetector(search_side=search_side))
+    predictor.warm_up()
     if predictor.warning:
         log(f"warning: {predictor.warning}")
-    app = create_app(predictor, max_upload_bytes=max_upload_bytes, threads=threads)
+    app = create_app(predictor, max_upload_bytes=max_upload_bytes, threads=threads,
+                     allowed_hosts=served_hosts(host) + tuple(allow_hosts))
     log(f"serving {predictor.model_id} on http://{host}:{port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+def served_hosts(host):
+    """The host names a server listening on `host` answers to: the loopback names, `host`, and
+    for 0.0.0.0 / :: this machine's own name(s) and addresses."""
+    import socket
+
+    from facenet_mtl.serve.app import LOCAL_HOSTS
+
+    names = [*LOCAL_HOSTS, host]
+    if host in ("0.0.0.0", "::", ""):
+        names += [socket.gethostname(), socket.getfqdn()]
+        try:
+            names += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)]
+        except OSError:
+            pass
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
 def warm_up(predictor):
     """One detection and one forward pass, so the first request does not pay for tracing."""
-    import numpy as np
-
-    predictor.predict_arrays([np.full((64, 64, 3), 128, np.uint8)], detect=True)
-    predictor.predict_faces(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))
+    predictor.warm_up()

@@ -7,9 +7,18 @@
     GET  /healthz      {"status": "ok", "model": id}
     GET  /             the page: drop a photo, see its faces boxed and labelled, and the JSON
 
-Errors are JSON `{"error": message, "status": code}`: 400 not an image (or a bad request),
-413 over the upload limit, 404 and 405. The model is loaded once, before the app is made, and
-each prediction runs in a worker thread so the event loop keeps answering.
+Errors are JSON `{"error": message, "status": code}`: 400 not an image (or a bad request, or a
+`Host` the server does not answer to), 403 a request sent by a page of another origin,
+413 over the upload limit, 503 (with `Retry-After`) when more images wait than the queue holds,
+404 and 405. The model is loaded once, before the app is made. Uploads are decoded on a thread
+pool, and concurrent requests are gathered for a few milliseconds and predicted together
+(`batching.PredictionBatcher`), so the event loop only reads requests and writes answers.
+
+Who may call it: only requests whose `Host` is one of `allowed_hosts` (by default the names of
+this machine's loopback, and the address it listens on): a page on another site that points a
+DNS name at 127.0.0.1 (DNS rebinding) gets 400. The server sends no CORS headers, so a page of
+another origin cannot read any answer, and a request carrying an `Origin` header of another
+host (a cross-site form or fetch) is refused with 403 before it costs a prediction.
 """
 from __future__ import annotations
 
@@ -21,6 +30,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -33,12 +43,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facenet_mtl.data import images
 from facenet_mtl.errors import DataError
-from facenet_mtl.inference.records import make_record
+from facenet_mtl.inference.records import in_original_pixels, make_record
+from facenet_mtl.serve.batching import PredictionBatcher, QueueFull
 
 if TYPE_CHECKING:
     from facenet_mtl.inference.predictor import FacePredictor
 
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# An upload over the limit is still read (and dropped) up to this many bytes before the 413 goes
+# out: a client that sends its whole body before reading (urllib, requests) then reads the 413
+# instead of a broken pipe. Beyond it the connection is closed unread.
+DRAIN_BYTES = 64 * 1024 * 1024
+MAX_BATCH = 16  # images predicted in one pass
+BATCH_WAIT_MS = 5.0  # how long the first image of a pass waits for others
+MAX_QUEUE = 64  # images waiting beyond this get 503
+RETRY_AFTER_S = 1
 STATIC = resources.files("facenet_mtl.serve") / "static"
 
 
@@ -58,13 +78,15 @@ class LimitUploadSize:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await _drain(receive, 0)
             return await self._too_large(send)
-        received, started = 0, False
+        received, started, more = 0, False, True
 
         async def counting_receive():
-            nonlocal received
+            nonlocal received, more
             message = await receive()
             received += len(message.get("body", b""))
+            more = message.get("more_body", False)
             if received > self.max_bytes:
                 raise UploadTooLarge()
             return message
@@ -78,6 +100,8 @@ class LimitUploadSize:
             await self.app(scope, counting_receive, watching_send)
         except UploadTooLarge:
             if not started:
+                if more:
+                    await _drain(receive, received)
                 await self._too_large(send)
 
     async def _too_large(self, send):
@@ -86,14 +110,67 @@ class LimitUploadSize:
         await response({"type": "http"}, None, send)
 
 
+async def _drain(receive, received):
+    """Read and drop the rest of a request body, up to `DRAIN_BYTES` in all."""
+    more = True
+    while more and received <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        received += len(message.get("body", b""))
+        more = message.get("more_body", False)
+
+
+class AllowedHosts:
+    """ASGI middleware: a request whose `Host` is not in `hosts` gets 400, and one whose `Origin`
+    names another host gets 403 (JSON errors both); see the module's docstring."""
+
+    def __init__(self, app: ASGIApp, hosts: tuple[str, ...]) -> None:
+        self.app, self.hosts = app, {host.lower().strip("[]") for host in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "*" in self.hosts:
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        host = _host_name(headers.get(b"host", b"").decode("latin-1"))
+        if host not in self.hosts:
+            response = _error(400, f"this server does not answer to the host name '{host[:100]}' (it answers "
+                                   f"to {', '.join(sorted(self.hosts))}); start it with --allow-host "
+                                   f"{host[:100] or 'NAME'} if that is its name")
+            return await response(scope, receive, send)
+        origin = headers.get(b"origin")
+        if origin is not None and origin != b"null" and _host_name(origin.decode("latin-1").split("://", 1)[-1]) \
+                not in self.hosts:
+            response = _error(403, "requests from pages of other origins are refused; call the API from a "
+                                   "program, or from the page this server serves")
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def _host_name(value):
+    """The host of a `Host` header value (`name:port`, `[::1]:port`), lower-case, without the port."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
 def _error(status, message):
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
-def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, threads: int = 1) -> Starlette:
-    """The app for `predictor` (already loaded). `threads` predictions may run at once."""
-    executor = ThreadPoolExecutor(threads, thread_name_prefix="predict")
+def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, threads: int = 1,
+               max_batch: int = MAX_BATCH, batch_wait_ms: float = BATCH_WAIT_MS,
+               max_queue: int = MAX_QUEUE, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> Starlette:
+    """The app for `predictor` (already loaded). `threads` batches may run at once, each of up
+    to `max_batch` images gathered for `batch_wait_ms`; beyond `max_queue` waiting images, 503;
+    requests are answered for the host names in `allowed_hosts` ("*": any)."""
+    decoder = ThreadPoolExecutor(2, thread_name_prefix="decode")
+    batcher = PredictionBatcher(predictor, max_batch=max_batch, wait_ms=batch_wait_ms, max_queue=max_queue,
+                                workers=threads)
     card = predictor.describe()
+    if card.get("path"):
+        card["path"] = Path(card["path"]).name  # the file's name, never where it sits on this machine
 
     async def index(request):
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
@@ -108,14 +185,19 @@ def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPL
         name, data, detect = await _read_image(request)
         started = time.perf_counter()
         try:
-            rgb = images.decode_bytes(data, name)
+            rgb, scale = await asyncio.get_running_loop().run_in_executor(  # a large photo decoded reduced
+                decoder, images.decode_bytes_scaled, data, name)
         except DataError as exc:
             raise HTTPException(400, f"{name}: not an image that can be read ({exc.problem}); "
                                      "send a JPEG, PNG, BMP or WebP photo") from None
-        loop = asyncio.get_running_loop()
-        faces, = await loop.run_in_executor(executor, predictor.predict_arrays, [rgb], detect)
-        record = make_record(predictor.card, name, faces)
-        record.update(width=int(rgb.shape[1]), height=int(rgb.shape[0]),
+        try:
+            faces = await batcher.predict(rgb, detect)
+        except QueueFull:
+            raise HTTPException(503, f"the server is busy ({max_queue} images are waiting); try again in "
+                                     f"{RETRY_AFTER_S} s", headers={"Retry-After": str(RETRY_AFTER_S)}) from None
+        record = make_record(predictor.card, name, in_original_pixels(faces, scale))
+        width, height = images.header_size(data, name) or (rgb.shape[1], rgb.shape[0])  # the original's pixels
+        record.update(width=int(width), height=int(height),
                       milliseconds=round(1000 * (time.perf_counter() - started), 1))
         return JSONResponse(record)
 
@@ -128,18 +210,21 @@ def create_app(predictor: FacePredictor, max_upload_bytes: int = DEFAULT_MAX_UPL
             allowed = (exc.headers or {}).get("Allow", "")
             message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
         return JSONResponse({"error": message, "status": exc.status_code}, status_code=exc.status_code,
-                            headers=exc.headers if exc.status_code == 405 else None)
+                            headers=exc.headers if exc.status_code in (405, 503) else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        executor.shutdown(wait=False)
+        batcher.close()
+        decoder.shutdown(wait=False)
 
     app = Starlette(routes=[Route("/", index), Route("/healthz", healthz), Route("/v1/model", model),
                             Route("/v1/predict", predict, methods=["POST"]),
                             Mount("/static", StaticFiles(directory=str(STATIC)), name="static")],
                     exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     app.add_middleware(LimitUploadSize, max_bytes=max_upload_bytes)
+    app.add_middleware(AllowedHosts, hosts=tuple(allowed_hosts))
+    app.state.batcher = batcher
     return app
 
 
@@ -161,7 +246,7 @@ async def _read_image(request: Request) -> tuple[str, bytes, bool]:
             if "," in text[:100] and text.startswith("data:"):
                 text = text.split(",", 1)[1]
             data = base64.b64decode(text, validate=True)
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, RecursionError):
             raise HTTPException(400, 'the JSON body must be {"image": "<the image file, base64-encoded>"}') from None
         detect = bool(body.get("detect", detect))
         return str(body.get("name", "upload")), data, detect

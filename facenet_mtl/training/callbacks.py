@@ -60,17 +60,42 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._writer.start()
 
     def _write(self, arrays, epoch, best, seconds, checkpoint_seconds):
-        self.run.record_epoch(epoch, self.phase, seconds, monitor=self.monitor, best=best,
-                              checkpoint_seconds=checkpoint_seconds, arrays=arrays)
+        try:
+            self.run.record_epoch(epoch, self.phase, seconds, monitor=self.monitor, best=best,
+                                  checkpoint_seconds=checkpoint_seconds, arrays=arrays)
+        except Exception as exc:  # a full or read-only disk: training stops at the next batch
+            self._failed = checkpoint_error(self.run.path, epoch, exc)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if getattr(self, "_failed", None) is not None:
+            self.wait()
 
     def wait(self):
+        """Until the last checkpoint is written; the DataError that says why, when it was not."""
         writer = getattr(self, "_writer", None)
         if writer is not None:
             writer.join()
             self._writer = None
+        failed, self._failed = getattr(self, "_failed", None), None
+        if failed is not None:
+            raise failed
 
     def on_train_end(self, logs=None):
         self.wait()
+
+
+def checkpoint_error(run_path, epoch, exc):
+    """The DataError that stops training when epoch `epoch`'s checkpoint could not be written."""
+    import errno
+
+    from facenet_mtl.errors import DataError
+
+    number = getattr(exc, "errno", None)
+    full = number in (errno.ENOSPC, errno.EDQUOT) or "space" in str(exc).lower()
+    fix = ("free some disk space" if full else "make the run folder writable (or choose another --runs-dir)")
+    return DataError(run_path, f"the checkpoint of epoch {epoch + 1} could not be written ({type(exc).__name__}: "
+                     f"{str(exc)[:200]}); training stopped, and the run keeps every epoch checkpointed before it",
+                     f"{fix}, then rerun the same command to resume")
 
 
 def run_callbacks(cfg, run, phase, resumed):

@@ -31,6 +31,11 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 BALANCING = ("static", "uncertainty")
 
 
+# The --help examples name configs under experiments/, which come with the source, not the install.
+CONFIG_NOT_FOUND_FIX = ("check the path; the configs in experiments/ come with the facenet-mtl source, not with the "
+                        "installed package: run from the source folder (a clone), or give a config of your own")
+
+
 class ConfigError(ValueError):
     """A config that cannot run: names the file and the field, and says what is allowed."""
 
@@ -192,7 +197,7 @@ def load_config(path, overrides=(), loss_weights=None):
 def _read_with_bases(path, seen):
     if not path.is_file():
         raise ConfigError(seen[-1] if seen else path, "base" if seen else "path",
-                          f"config file not found: {path}")
+                          f"config file not found: {path}\n  fix: {CONFIG_NOT_FOUND_FIX}")
     if path.resolve() in seen:
         raise ConfigError(path, "base", "configs include each other in a loop")
     try:

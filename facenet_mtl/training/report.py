@@ -269,6 +269,7 @@ def to_markdown(report):
 
 COLOURS = {RUN: "tab:blue", REFERENCE: "tab:gray"}
 DEMO_RUN, DEMO_COLOUR = "this run, demo data", "tab:orange"
+LEGEND_PX = 26  # the strip below the chart that holds its legend
 
 
 def _colour(row):
@@ -302,14 +303,17 @@ def plot_metric(report, metric, path):
     ax.set_yticks(list(positions), labels, fontsize=8)
     ax.invert_yaxis()
     better = "lower is better" if metric.lower_is_better else "higher is better"
-    ax.set_title(f"{metric.header}, split {report.split} ({better})", pad=22)
+    ax.set_title(f"{metric.header}, split {report.split} ({better})")
     ax.set_xlabel(metric.header)
     ax.margins(x=0.15)
-    # The legend sits above the axes: inside them it covered the last bar's value.
-    shown = {**COLOURS, **({DEMO_RUN: DEMO_COLOUR} if any(r.data == "demo" for r in rows) else {})}
-    ax.legend(handles=[Patch(color=c, label=s) for s, c in shown.items()], loc="lower left",
-              bbox_to_anchor=(0, 1.08), ncol=len(shown), fontsize=8, frameon=False)
-    fig.tight_layout()
+    # The legend has its own strip at the bottom of the figure: inside the axes it covered the
+    # last bar's value, above them the title. It lists only the kinds of bar the chart has.
+    shown = {}
+    for row in rows:
+        shown.setdefault(DEMO_RUN if row.data == "demo" else row.source, _colour(row))
+    fig.legend(handles=[Patch(color=c, label=s) for s, c in shown.items()], loc="lower left",
+               bbox_to_anchor=(0.01, 0.0), ncol=len(shown), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, LEGEND_PX / (fig.get_figheight() * fig.dpi), 1, 1))
     fig.savefig(path, dpi=100)
     return path
 

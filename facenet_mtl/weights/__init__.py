@@ -22,7 +22,8 @@ from facenet_mtl.errors import DataError
 WEIGHTS_DIR = Path(__file__).resolve().parent
 RELEASE_MODEL = WEIGHTS_DIR / "release.h5"
 RELEASE_INFO = WEIGHTS_DIR / "release.json"
-REINSTALL = "reinstall facenet-mtl (pip install --force-reinstall facenet-mtl), or give a model path"
+REINSTALL = ("reinstall facenet-mtl from its source (pip install --force-reinstall . in the source folder), "
+             "or give a model path")
 
 
 def sha256_of(path: str | Path) -> str:

@@ -87,6 +87,24 @@ def test_the_cli_exports_the_shipped_model_by_default_and_fails_with_exit_1_on_a
 
 def test_a_missing_optional_package_names_the_extra(models, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx -> ImportError
-    with pytest.raises(DataError, match=r"needs the package 'tf2onnx'.*\n.*facenet-mtl\[export\]"):
+    with pytest.raises(DataError, match=r'needs the package .tf2onnx.*\n.*pip install -e "\.\[export\]" in the facenet-mtl source'):
         exporting.export_model_file(models["demo"], "onnx", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_failed_export_leaves_an_existing_out_file_untouched(models, tmp_path, monkeypatch):
+    import importlib.util
+
+    precious = tmp_path / "precious.h5"
+    precious.write_bytes(b"the user's own file")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf_keras" else find_spec(name, *a))
+    done = CliRunner().invoke(main, ["export", str(models["demo"]), "--format", "keras2-h5", "--out", str(precious)])
+    assert done.exit_code == 2 and "needs tf-keras" in done.output and "Traceback" not in done.output
+    monkeypatch.undo()
+    writer, runner_fn = exporting.WRITERS["h5"]
+    monkeypatch.setitem(exporting.WRITERS, "h5", (writer, lambda path, samples: {
+        name: value + 1 for name, value in runner_fn(path, samples).items()}))
+    done = CliRunner().invoke(main, ["export", str(models["demo"]), "--format", "h5", "--out", str(precious)])
+    assert done.exit_code == 1 and "nothing was written" in done.output
+    assert precious.read_bytes() == b"the user's own file" and sorted(tmp_path.iterdir()) == [precious]

@@ -143,3 +143,69 @@ def test_a_keras2_file_of_a_nested_model_in_keras3_points_to_tf_keras(files, tmp
     path = save_keras2_h5(outer, tmp_path / "nested.keras2.h5")
     with pytest.raises(DataError, match="(?s)is a Keras 2 file .*tf-keras"):
         load_keras_model(path)
+
+
+class NamedLikeTheCheckpointWriter(tf.Module):
+    """serve() calls a tf.function named `_traced_save`: TensorFlow names it
+    `__inference__traced_save_N`, like the checkpoint writer every SavedModel carries."""
+
+    def __init__(self, prefix):
+        super().__init__()
+        self.prefix = str(prefix)
+        self.scale = tf.Variable(2.0)
+
+    @tf.function
+    def _traced_save(self, value):
+        tf.raw_ops.SaveV2(prefix=self.prefix, tensor_names=["a"], shape_and_slices=[""], tensors=[value])
+        return value
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32)])
+    def serve(self, images):
+        self._traced_save(tf.constant(1.0))
+        return {"smile": tf.reduce_mean(images, axis=[1, 2, 3])[:, None] * self.scale}
+
+
+def test_file_writing_ops_are_refused_whatever_their_function_is_named(tmp_path):
+    prefix = tmp_path / "written_by_the_model"
+    module = NamedLikeTheCheckpointWriter(prefix)
+    path = tmp_path / "saved_model"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    write_saved_model_marker(path)  # anyone can write the marker
+    assert "SaveV2" in unsafe_graph_ops(path)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(tf.io.encode_png(np.zeros((16, 16, 3), np.uint8)).numpy())
+    result = CliRunner().invoke(main, ["predict", "--model", str(path), "--no-detect", str(photo)])
+    assert result.exit_code == 2 and "SaveV2" in result.output and "--trust-saved-model" in result.output
+    assert not list(tmp_path.glob("written_by_the_model*"))
+
+
+def _loads_within(path, seconds=60):
+    """The exception loading `path` raised, or a failure when it blocked (the FIFO is then opened
+    for writing so the reader wakes up and the thread ends)."""
+    import os
+    import threading
+
+    raised = []
+    thread = threading.Thread(target=lambda: raised.append(pytest.raises(DataError, load_keras_model, path)),
+                              daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        for fifo in [path, path / "saved_model.pb"]:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        pytest.fail(f"loading {path} blocked")
+    thread.join()
+    return raised[0].value
+
+
+def test_a_model_path_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "model.h5")
+    assert "not a regular file" in str(_loads_within(tmp_path / "model.h5"))
+    (tmp_path / "saved").mkdir()
+    os.mkfifo(tmp_path / "saved" / "saved_model.pb")
+    assert "not a regular file" in str(_loads_within(tmp_path / "saved"))

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.photos import SHARED_DATA  # noqa: F401  (one place says where the real data is)
 
 
 def gradient_image(height=32, width=32, seed=0):

@@ -8,8 +8,10 @@ import pytest
 from facenet_mtl.data import images
 from facenet_mtl.data.faces import Face, FaceDetector, crop_face
 from tests.data.conftest import SHARED_DATA
+from tests.photos import missing_data
 
 UTKFACE = SHARED_DATA / "utkface" / "UTKFace"
+GENKI = SHARED_DATA / "genki4k" / "files"
 PASTED = (220, 140, 420, 340)  # where the 200x200 UTKFace crop goes in the 480x640 photo
 
 
@@ -30,7 +32,7 @@ def photo():
     """A real aligned UTKFace face pasted into a plain 480x640 'photo'."""
     files = sorted(UTKFACE.glob("*.jpg"))
     if not files:
-        pytest.skip(f"needs the real faces in {UTKFACE}")
+        pytest.skip(missing_data(UTKFACE, "the real faces"))
     canvas = np.full((480, 640, 3), (70, 90, 110), np.uint8)
     x1, y1, x2, y2 = PASTED
     canvas[y1:y2, x1:x2] = images.load_rgb(files[0])
@@ -61,6 +63,49 @@ def test_faces_come_largest_first(detector, photo):
     faces = detector.detect(two)
     assert len(faces) == 2
     assert faces[0].area > faces[1].area and iou(faces[0].box, PASTED) > 0.5
+
+
+def mtcnn_alone(detector, rgb):
+    """What `detect` did before batching: `MTCNN.detect_faces` on the one (padded) image."""
+    from facenet_mtl.data.faces import _padded
+
+    padded, pad = _padded(images.load_rgb(rgb))
+    found = detector._detector().detect_faces(padded, box_format="xyxy", min_face_size=detector.min_size)
+    return detector._faces(found, rgb.shape, pad, 1.0)
+
+
+def assert_same_faces(found, expected, tolerance_px=1):
+    assert len(found) == len(expected)
+    for face, reference in zip(found, expected):
+        assert np.abs(np.subtract(face.box, reference.box)).max() <= tolerance_px, (face, reference)
+        assert set(face.landmarks) == set(reference.landmarks)
+        for name, point in face.landmarks.items():
+            assert np.abs(np.subtract(point, reference.landmarks[name])).max() <= tolerance_px, (name, face, reference)
+        assert face.score == pytest.approx(reference.score, abs=1e-3)
+
+
+def test_batched_detection_finds_the_same_faces_as_one_by_one_on_real_photos(detector, photo):
+    """`detect_many` (images of one size detected together: GENKI-4K's photos come in a few sizes)
+    gives each photo the faces `detect` gives it alone, and those `MTCNN.detect_faces` gave it
+    before batching, within a pixel, in input order."""
+    files = sorted(GENKI.glob("*.jpg"))[:40]
+    if not files:
+        pytest.skip(f"needs the GENKI-4K photos in {GENKI}")
+    shifted = np.roll(photo, (-60, 150), axis=(0, 1))  # the same face elsewhere in a 640x480 photo
+    rgbs = [images.load_rgb(f) for f in files[:20]] + [photo, shifted] + [images.load_rgb(f) for f in files[20:]]
+    assert len({rgb.shape for rgb in rgbs}) > 2  # several groups, interleaved
+    batched = detector.detect_many(rgbs, batch_size=8)
+    assert sum(map(len, batched)) >= len(rgbs) - 2
+    assert iou(batched[20][0].box, PASTED) > 0.5 and iou(batched[21][0].box, PASTED) < 0.2  # order kept
+    for rgb, faces in zip(rgbs, batched):
+        assert_same_faces(faces, detector.detect(rgb))
+        assert_same_faces(faces, mtcnn_alone(detector, rgb))
+
+
+def test_batched_detection_of_a_blank_or_tiny_image_costs_only_that_image(detector, photo):
+    blank, tiny = np.full(photo.shape, 128, np.uint8), np.full((8, 8, 3), 200, np.uint8)
+    found = detector.detect_many([photo, blank, tiny, photo])
+    assert [len(faces) for faces in found] == [1, 0, 0, 1]
 
 
 def test_crop_face_frames_the_box_like_training_crops(photo):

@@ -10,6 +10,7 @@ from facenet_mtl.data.readers.fairface import FRAMING, age_group_bounds, read
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.schema import MISSING, RACES, full_labels
 from facenet_mtl.demo.native_layouts import write_fairface
+from tests.photos import missing_data
 
 
 def faces(image, rows):
@@ -65,7 +66,7 @@ def test_missing_files_and_layout_errors(tmp_path, image):
 def test_real_fairface(shared_data):
     root = shared_data / "fairface"
     if not (root / "fairface_label_train.csv").is_file():
-        pytest.skip(f"{root} is not here")
+        pytest.skip(missing_data(root))
     result = read(root)
     assert len(result.records) == 10000 and not result.dropped
     genders = Counter(r.labels["gender"] for r in result.records)

@@ -11,6 +11,7 @@ from facenet_mtl.data.readers.fer2013 import fer_plus_label, read
 from facenet_mtl.data.readers.splits import carve_valid
 from facenet_mtl.data.schema import EMOTIONS
 from facenet_mtl.demo.native_layouts import write_fer2013_csv, write_fer2013_folders, write_fer_plus
+from tests.photos import missing_data
 
 REAL_TRAIN = {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171,
               "neutral": 4965}
@@ -123,7 +124,7 @@ def test_folder_layout_errors(tmp_path, image):
 def test_real_fer2013_zip(shared_data):
     zip_path = shared_data / "fer2013" / "fer2013_images.zip"
     if not zip_path.is_file():
-        pytest.skip(f"{zip_path} is not here")
+        pytest.skip(missing_data(zip_path))
     result = read(zip_path)
     assert not result.dropped
     by_split = Counter(r.split for r in result.records)

@@ -8,6 +8,7 @@ from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.genki4k import read, read_smile_folders
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.demo.native_layouts import write_genki4k, write_smile_folders
+from tests.photos import missing_data
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_smile_folders(tmp_path, image):
 def test_real_genki4k(shared_data):
     root = shared_data / "genki4k"
     if not (root / "labels.txt").is_file():
-        pytest.skip(f"{root} is not here")
+        pytest.skip(missing_data(root))
     result = read(root)
     assert len(result.records) == 3200 and not result.dropped
     assert Counter(r.labels["smile"] for r in result.records) == {1: 1730, 0: 1470}

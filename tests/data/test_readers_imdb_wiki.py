@@ -11,6 +11,7 @@ from facenet_mtl.data.images import load_rgb
 from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.imdb_wiki import age_at_photo, read
 from facenet_mtl.demo.native_layouts import matlab_datenum, write_imdb_wiki
+from tests.photos import missing_data
 
 BOX = (16, 16, 48, 48)
 
@@ -124,7 +125,7 @@ def test_layout_errors_name_the_path(tmp_path, image):
 def test_real_mat_if_present(shared_data, db):
     crop_dir = shared_data / f"{db}_crop"
     if not (crop_dir / f"{db}.mat").is_file():
-        pytest.skip(f"{crop_dir}/{db}.mat is not in ../shared/data")
+        pytest.skip(missing_data(crop_dir / f"{db}.mat"))
     result = read(crop_dir, db=db, check_files=False)
     print(f"{db}: {len(result.records)} cleaned, dropped {dict(result.dropped)}")
     assert result.records and np.isfinite([r.labels["age"] for r in result.records]).all()

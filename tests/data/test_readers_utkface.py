@@ -7,6 +7,7 @@ from facenet_mtl.data.readers import get_dataset
 from facenet_mtl.data.readers.splits import hash_split
 from facenet_mtl.data.readers.utkface import parse_name, read
 from facenet_mtl.demo.native_layouts import write_utkface
+from tests.photos import missing_data
 
 
 def test_parse_name():
@@ -52,7 +53,7 @@ def test_parent_folder_and_errors(tmp_path, image):
 def test_real_utkface(shared_data):
     root = shared_data / "utkface" / "UTKFace"
     if not root.is_dir():
-        pytest.skip(f"{root} is not here")
+        pytest.skip(missing_data(root))
     result = read(root)
     over_100 = sum(1 for p in root.iterdir() if int(p.name.split("_")[0]) > 100)
     assert dict(result.dropped) == ({"age_out_of_range": over_100} if over_100 else {})

@@ -1,7 +1,5 @@
 """One face framing from the build to the photo: the shipped model scores UTKFace test faces the
 same whether they come as dataset crops or as photos through the predictor (detect + align)."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -9,7 +7,7 @@ from facenet_mtl.data import faces as face_alignment
 from facenet_mtl.data import images
 from facenet_mtl.weights import release_info, release_model_path
 
-UTKFACE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "utkface" / "UTKFace"
+from tests.photos import UTKFACE, missing_data  # noqa: E402
 
 
 def test_aligning_a_chip_by_its_template_landmarks_is_the_chip():
@@ -45,7 +43,7 @@ def test_a_source_framing_moves_its_landmarks_onto_the_template():
 @pytest.fixture(scope="module")
 def agreement():
     if not UTKFACE.is_dir():
-        pytest.skip(f"needs {UTKFACE}")
+        pytest.skip(missing_data(UTKFACE, "the UTKFace faces"))
     if release_info().get("trained_on") != "real":
         pytest.skip("the shipped model is not the trained release model")
     from facenet_mtl.release import photo_path_agreement
@@ -64,7 +62,7 @@ def test_dataset_crops_and_photos_agree_on_the_shipped_model(agreement):
 
 def test_a_face_crop_given_as_a_photo_is_found_despite_filling_the_image():
     if not UTKFACE.is_dir():
-        pytest.skip(f"needs {UTKFACE}")
+        pytest.skip(missing_data(UTKFACE, "the UTKFace faces"))
     chip = images.load_rgb(str(sorted(UTKFACE.glob("*.jpg"))[7]))
     found = face_alignment.FaceDetector().detect(chip)
     assert found and set(found[0].landmarks) == set(face_alignment.LANDMARKS)

@@ -126,8 +126,12 @@ def test_a_video_gives_a_line_per_sampled_frame_and_an_annotated_video(model, tm
     for i in range(6):
         writer.write(np.full((24, 32, 3), 30 * i, np.uint8))
     writer.release()
-    records = lines(run("--model", model, clip, "--every", "2", "--no-detect", "--out", tmp_path / "out"))
+    result = run("--model", model, clip, "--every", "2", "--no-detect", "--out", tmp_path / "out")
+    *records, summary = lines(result)
     assert [(r["frame"], r["time_s"]) for r in records] == [(0, 0.0), (2, 0.5), (4, 1.0)]
+    assert [r["faces"][0]["track"] for r in records] == [1, 1, 1]  # the whole frame: one face, one track
+    assert summary["track_summary"]["first_frame"] == 0 and summary["track_summary"]["last_frame"] == 4
+    assert f"{clip} track 1: frames 0-4 (3 faces)" in result.stderr
     assert {r["annotated"] for r in records} == {str(tmp_path / "out" / "clip_annotated.mp4")}
     assert cv2.VideoCapture(records[0]["annotated"]).get(cv2.CAP_PROP_FRAME_COUNT) == 6
 
@@ -153,3 +157,97 @@ def test_a_progress_bar_on_stderr_for_several_images_only(photos, model):
     assert many.exit_code == 0 and "4/4" in many.stderr and len(many.stdout.splitlines()) == 4
     few = run("--model", model, photos / "a", "--no-detect")
     assert few.exit_code == 0 and "2/2" not in few.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_written_without_a_crash(model, tmp_path):
+    """OpenCV's imread/imwrite/VideoCapture crash (SIGSEGV) on such names: run in a subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    folder = os.fsencode(tmp_path / "in")
+    os.mkdir(folder)
+    ok, encoded = cv2.imencode(".jpg", np.full((24, 32, 3), 90, np.uint8))
+    with open(folder + b"/bad\xff\xfe.jpg", "wb") as handle:
+        handle.write(encoded.tobytes())
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 4, (32, 24))
+    for i in range(3):
+        writer.write(np.full((24, 32, 3), 30 * i, np.uint8))
+    writer.release()
+    clip = folder + b"/clip\xff.avi"
+    os.rename(tmp_path / "clip.avi", clip)
+    out = os.fsencode(tmp_path) + b"/out\xfe"
+    for fmt in ("jsonl", "csv"):
+        done = subprocess.run([sys.executable, "-m", "facenet_mtl.cli", "predict", "--model", os.fsencode(model),
+                               folder, clip, "--no-detect", "--out", out, "--format", fmt],
+                              capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert sorted(os.listdir(out)) == [b"bad\xff\xfe_annotated.jpg", b"clip\xff_annotated.mp4"]
+    with open(out + b"/bad\xff\xfe_annotated.jpg", "rb") as handle:
+        assert cv2.imdecode(np.frombuffer(handle.read(), np.uint8), cv2.IMREAD_COLOR).shape == (24, 32, 3)
+    os.link(out + b"/clip\xff_annotated.mp4", tmp_path / "copy.mp4")  # an ASCII name to check it by
+    assert cv2.VideoCapture(str(tmp_path / "copy.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
+
+
+def test_each_bad_path_in_a_folder_gets_its_own_error_and_the_others_go_on(model, photos, monkeypatch):
+    """A symbolic link loop, an unreadable file and an unreadable subfolder: an `error` record each,
+    every readable photo predicted, exit 2 at the end. As root, chmod does not stop reading, so
+    there the permission errors are raised where the operating system would raise them."""
+    import os
+    import pathlib
+
+    os.symlink("self.jpg", photos / "a" / "self.jpg")
+    locked, hidden = photos / "b" / "locked.jpg", photos / "c"
+    cv2.imwrite(str(locked), np.full((24, 32, 3), 7, np.uint8))
+    hidden.mkdir()
+    cv2.imwrite(str(hidden / "inside.jpg"), np.full((24, 32, 3), 7, np.uint8))
+    if os.geteuid() != 0:
+        locked.chmod(0)
+        hidden.chmod(0)
+    else:
+        read_bytes, scandir = pathlib.Path.read_bytes, os.scandir
+
+        def denied(path):
+            return PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(pathlib.Path, "read_bytes",
+                            lambda self: (_ for _ in ()).throw(denied(self)) if self == locked else read_bytes(self))
+        monkeypatch.setattr(os, "scandir", lambda path=".": (_ for _ in ()).throw(denied(path))
+                            if str(path) == str(hidden) else scandir(path))
+    try:
+        result = run("--model", model, photos, "--no-detect")
+    finally:
+        locked.chmod(0o644)
+        hidden.chmod(0o755)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    records = {r["path"]: r for r in map(json.loads, result.stdout.splitlines())}
+    errors = {path for path, r in records.items() if "error" in r}
+    assert errors == {str(photos / "a" / "self.jpg"), str(locked), str(hidden)}
+    good = {path for path, r in records.items() if r["faces"]}
+    assert good == {str(photos / n) for n in ("a/face.jpg", "b/face.png", "b/deep/more.jpg")}
+    assert all(f"error: {records[path]['error']}" in result.stderr for path in errors)
+    assert "3 of 6 image(s) could not be read" in result.stderr
+
+
+def test_out_inside_an_input_folder_is_not_read_by_the_next_run(model, photos):
+    for _ in range(2):
+        result = run("--model", model, photos, "--no-detect", "--out", photos / "annotated")
+        assert result.exit_code == 0, result.output
+        assert len(lines(result)) == 3 and not any("_annotated" in r["path"] for r in lines(result))
+    glob = run("--model", model, str(photos / "**" / "*.jpg"), "--no-detect", "--out", photos / "annotated")
+    assert len(lines(glob)) == 2 and not any("_annotated" in r["path"] for r in lines(glob))
+
+
+def test_a_model_that_fails_to_load_on_the_loading_thread_exits_2_not_an_abort(photos, tmp_path):
+    """The model loads on a thread while the detector's networks build on another; a bad model
+    file must end the process with its message and code 2 (not `terminate called`, code 134,
+    from a process that exits while TensorFlow still builds a network)."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.h5"
+    bad.write_text("x")
+    done = subprocess.run([sys.executable, "-m", "facenet_mtl.cli", "predict", "--model", str(bad),
+                           str(photos / "a" / "face.jpg")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"error: {bad}" in done.stderr and "terminate called" not in done.stderr

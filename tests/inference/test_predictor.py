@@ -138,10 +138,10 @@ def test_a_directory_that_is_not_a_saved_model_says_what_it_holds(tmp_path):
 # --- one image or many, detection once, batching, the shipped model --------------------------------
 
 class CountingDetector:
-    """Two faces in every image (boxes from its size), and a count of the calls."""
+    """Two faces in every image (boxes from its size), and a count of the images and batches."""
 
     def __init__(self):
-        self.calls = 0
+        self.calls, self.batches = 0, []
 
     def detect(self, rgb):
         from facenet_mtl.data.faces import Face
@@ -149,6 +149,10 @@ class CountingDetector:
         self.calls += 1
         h, w = rgb.shape[:2]
         return [Face((0, 0, w // 2, h // 2), 0.99), Face((w // 2, h // 2, w, h), 0.91)]
+
+    def detect_many(self, rgbs):
+        self.batches.append(len(rgbs))
+        return [self.detect(rgb) for rgb in rgbs]
 
 
 def test_a_single_path_or_array_means_one_image(tmp_path):
@@ -169,7 +173,7 @@ def test_detection_runs_once_per_image_and_all_crops_go_through_the_model_togeth
     predictor._forward = lambda x: passes.append(len(x)) or forward(x)
     rgbs = [np.random.default_rng(i).integers(0, 255, (40 + i, 60, 3), dtype=np.uint8) for i in range(3)]
     results = predictor.predict_arrays(rgbs)
-    assert detector.calls == 3 and passes == [6]
+    assert detector.calls == 3 and detector.batches == [3] and passes == [6]  # one detection batch, one pass
     assert [[f["confidence"] for f in faces] for faces in results] == [[0.99, 0.91]] * 3
     assert results[2][1]["box"] == [30, 21, 60, 42]
 

@@ -36,18 +36,23 @@ def frame_count(path):
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_every_nth_frame_with_its_time_and_an_annotated_copy(clip, tmp_path, batch_size):
     out = tmp_path / "clip_annotated.mp4"
-    records = list(predict_video(tiny_predictor(), clip, every=3, detect=False, batch_size=batch_size,
-                                 out_path=out, progress=False))
+    *records, summary = predict_video(tiny_predictor(), clip, every=3, detect=False, batch_size=batch_size,
+                                      out_path=out, progress=False)
     assert [(r["frame"], r["time_s"]) for r in records] == [(0, 0.0), (3, 0.6), (6, 1.2), (9, 1.8)]
     assert all(r["path"] == str(clip) and r["faces"][0]["box"] == [0, 0, 64, 48] for r in records)
+    assert [r["faces"][0]["track"] for r in records] == [1, 1, 1, 1]  # one face, one track
+    smile = summary["track_summary"].pop("smile")
+    assert summary["track_summary"] == {"track": 1, "first_frame": 0, "last_frame": 9, "faces": 4}
+    assert smile in ("smile", "no_smile")
     assert frame_count(out) == 10  # every frame kept, each with the last prediction drawn
     first = cv2.VideoCapture(str(out)).read()[1]  # black in the source; the box and label are drawn green
     assert (first[:, :, 1] > 150).mean() > 0.1
 
 
 def test_without_out_frames_are_skipped_and_max_frames_stops(clip):
-    records = list(predict_video(tiny_predictor(), clip, every=4, detect=False, max_frames=7, progress=False))
-    assert [r["frame"] for r in records] == [0, 4]
+    records = list(predict_video(tiny_predictor(), clip, every=4, detect=False, max_frames=7, progress=False,
+                                 tracker=False))
+    assert [r["frame"] for r in records] == [0, 4] and "track" not in records[0]["faces"][0]
 
 
 def test_a_file_that_is_no_video_and_a_missing_camera_say_so(tmp_path):

@@ -170,3 +170,67 @@ def test_serve_on_a_port_in_use_exits_2_before_loading_the_model(server):
     result = CliRunner().invoke(main, ["serve", "--port", str(port)])
     assert result.exit_code == 2 and f"127.0.0.1:{port}: cannot be listened on" in result.stderr
     assert "fix: give another --port" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_photo_above_the_decode_limit_is_answered_in_its_own_pixels(server, tmp_path):
+    """6000 x 4000 is decoded at half size; the answer's box and size are the upload's."""
+    pasted = face_photo(tmp_path / "big.jpg", shape=(4000, 6000), at=(3000, 1500), side=712)
+    status, result, _ = request(server + "/v1/predict", (tmp_path / "big.jpg").read_bytes(), "image/jpeg")
+    assert status == 200, result
+    assert (result["width"], result["height"]) == (6000, 4000)
+    face, = result["faces"]
+    assert iou(face["box"], pasted) > 0.5, face["box"]
+
+
+def test_deeply_nested_json_is_a_400_json_error(server):
+    status, result, _ = request(server + "/v1/predict", b"[" * 100_000 + b"]" * 100_000, "application/json")
+    assert status == 400 and result["status"] == 400 and '{"image"' in result["error"]
+
+
+def test_the_model_card_shows_no_path_of_this_machine(server):
+    status, card, _ = request(server + "/v1/model")
+    assert status == 200 and "/" not in card.get("path", "") and "\\" not in card.get("path", "")
+    assert not any(isinstance(v, str) and v.startswith("/") for v in card.values())
+
+
+def test_only_the_served_host_names_are_answered_and_other_origins_refused(server):
+    port = urllib.parse.urlsplit(server).port
+    status, result, _ = request(server + "/healthz", headers={"Host": f"attacker.example:{port}"})
+    assert status == 400 and "attacker.example" in result["error"] and "--allow-host" in result["error"]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        assert request(server + "/healthz", headers={"Host": host})[0] == 200
+    body, kind = multipart("image", "x.jpg", b"\xff\xd8")
+    status, result, _ = request(server + "/v1/predict", body, kind, headers={"Origin": "http://attacker.example"})
+    assert status == 403 and result["status"] == 403
+    status, _, _ = request(server + "/v1/model", headers={"Origin": f"http://127.0.0.1:{port}"})
+    assert status == 200
+
+
+def test_concurrent_clients_with_distinct_photos_each_get_their_own_faces(server, tmp_path):
+    """Eight photos of one size (so the server detects them in one batch), each a different real
+    face at a different place, and one with no face, posted three times each from 8 client threads:
+    every answer is its own photo's, as that photo gets when it is posted alone."""
+    photos = {}
+    for i in range(8):
+        photos[f"client{i}.jpg"] = tmp_path / f"client{i}.jpg"
+        face_photo(photos[f"client{i}.jpg"], index=100 + 37 * i, at=(40 + 55 * i, 30 + 35 * i), side=150)
+    photos["empty.jpg"] = tmp_path / "empty.jpg"
+    cv2.imwrite(str(photos["empty.jpg"]), np.full((480, 640, 3), 90, np.uint8))
+
+    def predict(name):
+        status, result, _ = request(server + "/v1/predict", *multipart("image", name, photos[name].read_bytes()))
+        assert status == 200, result
+        return result
+
+    alone = {name: predict(name) for name in photos}
+    assert alone["empty.jpg"]["faces"] == [] and all(len(alone[f"client{i}.jpg"]["faces"]) == 1 for i in range(8))
+    names = list(photos) * 3
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(predict, names))
+    for name, result in zip(names, together):
+        assert result["path"] == name
+        assert len(result["faces"]) == len(alone[name]["faces"])
+        for face, reference in zip(result["faces"], alone[name]["faces"]):
+            assert np.abs(np.subtract(face["box"], reference["box"])).max() <= 2
+            assert face["age"] == pytest.approx(reference["age"], abs=0.5)
+            assert face["gender"]["label"] == reference["gender"]["label"]

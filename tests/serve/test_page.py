@@ -68,3 +68,54 @@ def test_uploading_a_face_photo_shows_a_labelled_box_over_the_face(server, brows
     assert iou(shown, pasted) > 0.5, (shown, pasted)
     assert browser.find_element(By.ID, "status").text.startswith("1 face found")
     assert '"confidence"' in browser.find_element(By.ID, "json").text
+
+
+def _drawn_boxes_in_photo_pixels(browser, width):
+    """Each drawn box, mapped from page pixels back to the photo's pixels (`width` wide)."""
+    from selenium.webdriver.common.by import By
+
+    image = browser.find_element(By.ID, "photo").rect
+    scale = width / image["width"]
+    return [[(b.rect["x"] - image["x"]) * scale, (b.rect["y"] - image["y"]) * scale,
+             (b.rect["x"] - image["x"] + b.rect["width"]) * scale, (b.rect["y"] - image["y"] + b.rect["height"]) * scale]
+            for b in browser.find_elements(By.CSS_SELECTOR, ".face-box")]
+
+
+@pytest.mark.parametrize("photo_size, window", [
+    ("genki", (1200, 900)),  # 350 x 262: narrower than the result column
+    ((480, 640), (700, 900)),  # one column
+    ((1200, 1600), (1200, 900)),  # shown scaled down, to the column's width or 75 % of the window's height
+    ((300, 900), (1400, 700)),  # wide and low
+])
+def test_each_box_is_drawn_where_the_json_puts_it(server, browser, tmp_path, photo_size, window):
+    import json
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.photos import GENKI, missing_data
+
+    if photo_size == "genki":
+        photo = GENKI / "file0003.jpg"
+        if not photo.is_file():
+            pytest.skip(missing_data(GENKI, "the GENKI-4K photos"))
+    else:
+        photo = tmp_path / "face.jpg"
+        side = min(photo_size) // 2
+        face_photo(photo, shape=photo_size, at=(photo_size[1] // 3, photo_size[0] // 4), side=side)
+    browser.set_window_size(*window)
+    browser.get(server + "/")
+    WebDriverWait(browser, 30).until(lambda d: "Model:" in d.find_element(By.ID, "model").text)
+    assert not browser.find_element(By.ID, "stage").is_displayed()  # no broken-image icon before an upload
+    browser.find_element(By.ID, "file").send_keys(str(photo))
+    WebDriverWait(browser, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".face-box")
+                                      or "error" in d.find_element(By.ID, "status").get_attribute("class"))
+    result = json.loads(browser.find_element(By.ID, "json").text)
+    assert result["faces"], result
+    for width in (window[0], window[0] // 2 + 200):  # and again after the window is resized
+        browser.set_window_size(width, window[1])
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "photo").rect["width"] > 0)
+        drawn = _drawn_boxes_in_photo_pixels(browser, result["width"])
+        assert len(drawn) == len(result["faces"])
+        for box, face in zip(drawn, result["faces"]):
+            assert iou(box, face["box"]) > 0.9, (width, box, face["box"])

@@ -110,3 +110,24 @@ def test_trim_history_drops_rows_past_the_checkpoint_and_a_torn_row(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,loss\n0,1.5\n1,1.2\n2,1.1\n3,1.")
     RunDir(tmp_path).trim_history(2)
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,1.5\n1,1.2\n"
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_training_with_exit_2(tiny_records, tmp_path, monkeypatch):
+    """The disk fills up under the first checkpoint: the run stops there with a message, not three
+    printed thread tracebacks and more epochs trained with nothing saved."""
+    import errno
+
+    config = tmp_path / "faults.toml"
+    config.write_text(CONFIG.format(size=IMAGE_SIZE, root=tiny_records))
+    run_dir = tmp_path / "runs" / "faults"
+
+    def disk_full(self, epoch, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "checkpoints" / "last.npz"))
+
+    monkeypatch.setattr(RunDir, "record_epoch", disk_full)
+    result = CliRunner().invoke(main, ["train", "--config", str(config), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert "the checkpoint of epoch 1 could not be written" in result.output and "free some disk space" in result.output
+    assert "Traceback" not in result.output and not state(run_dir).get("epoch")
+    rows = (run_dir / "history.csv").read_text().splitlines()
+    assert len(rows) <= 2  # the header and epoch 1 at most: epoch 2 was not trained to its end

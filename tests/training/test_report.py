@@ -195,11 +195,17 @@ def test_the_chart_legend_sits_outside_the_bars(tmp_path, monkeypatch):
     run = make_run(tmp_path, "demo-mtl", overall={"smile_acc": 0.7})
     report_module.plot_metric(build_report([run]), report_module.METRICS[3], tmp_path / "smile_acc.png")
     (fig,) = made
-    fig.canvas.draw()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
     ax = fig.axes[0]
-    legend = ax.get_legend().get_window_extent()
-    assert legend.y0 >= ax.get_window_extent().y1  # above the axes: it covers no bar or value
-    assert any(t.get_text() == "this run, demo data" for t in ax.get_legend().get_texts())
+    legend, = fig.legends
+    box = legend.get_window_extent(renderer)
+    for other in (ax.get_tightbbox(renderer), ax.title.get_window_extent(renderer)):
+        assert not box.overlaps(other)  # covers no bar, value, axis label or the title
+    # Only the kinds of bar drawn: a demo run and the published rows, no "this run" without bars.
+    assert {t.get_text() for t in legend.get_texts()} == {"this run, demo data", "reference"}
 
 
 def test_backbone_table_names_come_from_the_backbone_registry():

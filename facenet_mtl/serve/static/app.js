@@ -4,8 +4,10 @@
 
 const $ = (id) => document.getElementById(id);
 
-function pct(value, total) {
-  return (100 * value / total).toFixed(3) + "%";
+let shown = null;  // the last answer drawn: boxes are placed again when the photo's size changes
+
+function px(value) {
+  return value.toFixed(2) + "px";
 }
 
 // The model's heads, as GET /v1/model states them (from the model file's spec): each face's text
@@ -33,18 +35,31 @@ function labelLines(face, known = heads) {
   return [...lines.values()].map((parts) => parts.join(" · "));
 }
 
+// Each box in the photo's own displayed pixels (its size on the page over the answer's width and
+// height, from the photo's corner), never in percent of the stage, which may be wider than it.
+function placeBoxes() {
+  const photo = $("photo");
+  if (!shown || !photo.clientWidth) return;
+  const sx = photo.clientWidth / shown.width;
+  const sy = photo.clientHeight / shown.height;
+  $("stage").querySelectorAll(".face-box").forEach((box) => {
+    const [x1, y1, x2, y2] = shown.faces[box.dataset.index].box;
+    box.style.left = px(photo.offsetLeft + x1 * sx);
+    box.style.top = px(photo.offsetTop + y1 * sy);
+    box.style.width = px((x2 - x1) * sx);
+    box.style.height = px((y2 - y1) * sy);
+  });
+}
+
 function drawFaces(result) {
   const stage = $("stage");
   stage.querySelectorAll(".face-box").forEach((box) => box.remove());
+  shown = result;
   result.faces.forEach((face, index) => {
     const [x1, y1, x2, y2] = face.box;
     const box = document.createElement("div");
     box.className = "face-box";
     box.dataset.index = index;
-    box.style.left = pct(x1, result.width);
-    box.style.top = pct(y1, result.height);
-    box.style.width = pct(x2 - x1, result.width);
-    box.style.height = pct(y2 - y1, result.height);
     const label = document.createElement("div");
     label.className = "face-label" + (y2 / result.height > 0.75 ? " above" : "");
     labelLines(face).forEach((line, i) => {
@@ -54,6 +69,7 @@ function drawFaces(result) {
     box.appendChild(label);
     stage.appendChild(box);
   });
+  placeBoxes();
 }
 
 function setStatus(text, isError) {
@@ -63,6 +79,7 @@ function setStatus(text, isError) {
 
 async function upload(file) {
   if (!file) return;
+  shown = null;
   $("photo").src = URL.createObjectURL(file);
   $("stage").hidden = false;
   $("stage").querySelectorAll(".face-box").forEach((box) => box.remove());
@@ -102,6 +119,8 @@ async function showModel() {
   }
 }
 
+$("photo").addEventListener("load", placeBoxes);
+window.addEventListener("resize", placeBoxes);
 $("file").addEventListener("change", (event) => upload(event.target.files[0]));
 const drop = $("drop");
 ["dragenter", "dragover"].forEach((name) => drop.addEventListener(name, (event) => {
