@@ -497,7 +497,17 @@ def _write_predictions(loading, found, fmt, camera, options):
     from facenet_mtl.inference.video import predict_camera
 
     started = time.time()
-    writer = RecordWriter(sys.stdout, fmt, predictor.heads)
+    writer = None
+
+    def opened():
+        """The writer, made once: a CSV's header names the model's heads, so it waits for the model."""
+        nonlocal writer
+        if writer is None:
+            writer = RecordWriter(sys.stdout, fmt, loading.result().heads if fmt == "csv" else None)
+        return writer
+
+    if fmt != "csv":
+        opened()
     counts = {"records": 0, "faces": 0, "errors": 0}
     annotated = set()
     if camera is not None:
@@ -511,7 +521,7 @@ def _write_predictions(loading, found, fmt, camera, options):
         for record in records:
             if not counts["records"] and loading.result().warning:
                 click.echo(f"warning: {loading.result().warning}", err=True)
-            writer.write(record)
+            opened().write(record)
             if "track_summary" in record:
                 click.echo(track_line(record), err=True)
                 continue
@@ -523,7 +533,10 @@ def _write_predictions(loading, found, fmt, camera, options):
             if "annotated" in record:
                 annotated.add(record["annotated"])
     finally:
-        writer.close()
+        if writer is None and loading.done() and loading.exception() is None:
+            opened()
+        if writer is not None:
+            writer.close()
     seconds = time.time() - started
     predictor = loading.result()
     click.echo(f"predicted {counts['records']} image(s)/frame(s), {counts['faces']} face(s), in {seconds:.1f}s "
