@@ -107,6 +107,7 @@ PAGE_TEXT = """
 global.document = {getElementById: () => ({addEventListener() {}, classList: {add() {}, remove() {}}, style: {},
                                            dataset: {}})};
 global.fetch = () => new Promise(() => {});
+global.window = {addEventListener() {}};
 const page = require(process.argv[1]);
 const [card, face] = JSON.parse(require("fs").readFileSync(0, "utf8"));
 console.log(JSON.stringify(page.labelLines(face, card.heads)));
