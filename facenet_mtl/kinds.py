@@ -341,9 +341,18 @@ def age_range(probs, percentiles=AGE_RANGE) -> list:
     >>> age_range(np.eye(AGE_BINS)[30])
     [30, 30]
     """
-    cdf = np.cumsum(np.asarray(probs, np.float64))
-    cdf = cdf / max(cdf[-1], 1e-12)
-    return [int(min(np.searchsorted(cdf, q - 1e-9), MAX_AGE)) for q in percentiles]
+    low, high = age_ranges(np.asarray(probs)[None], percentiles)
+    return [int(low[0]), int(high[0])]
+
+
+def age_ranges(probs, percentiles=AGE_RANGE):
+    """(lows, highs) in years for a batch of age distributions `probs` (faces x bins): for each
+    face, the first bin where the cumulative probability reaches each of the `percentiles`."""
+    probs = np.asarray(probs, np.float64)
+    cdf = np.cumsum(probs, axis=-1)
+    cdf = cdf / np.maximum(cdf[:, -1:], 1e-12)
+    low, high = (np.minimum(np.argmax(cdf >= q - 1e-9, axis=-1), MAX_AGE) for q in percentiles)
+    return low, high
 
 
 def _age_targets(example, value, known, weight, age_sigma):

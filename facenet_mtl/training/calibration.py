@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from facenet_mtl import tasks
+from facenet_mtl.kinds import age_ranges
 from facenet_mtl.tasks import AGE_BINS, MISSING, AgeKind
 
 INTERVAL_MASS = 0.8  # the age interval holds this much of the age distribution
@@ -93,13 +94,9 @@ def fit_temperature(probs, truth, kind: str) -> float:
 
 
 def age_interval(age_probs, mass: float = INTERVAL_MASS):
-    """(low, high) years per face: the central `mass` of its age distribution, from the
-    (1 - mass) / 2 quantile to the (1 + mass) / 2 quantile of the bins."""
-    probs = np.asarray(age_probs, np.float64)
-    cdf = np.cumsum(probs / probs.sum(axis=-1, keepdims=True), axis=-1)
-    tail = (1 - mass) / 2 - 1e-9  # a cumulative sum of 0.1s may stop just short of 0.9
-    low = np.argmax(cdf >= tail, axis=-1)
-    high = np.argmax(cdf >= 1 - tail - 2e-9, axis=-1)
+    """(low, high) years per face: the central `mass` of its age distribution
+    (`kinds.age_ranges`, the predictor's `age_range` at the default 80 %)."""
+    low, high = age_ranges(age_probs, ((1 - mass) / 2, (1 + mass) / 2))
     return low.astype(np.float32), high.astype(np.float32)
 
 
