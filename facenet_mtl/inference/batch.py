@@ -58,7 +58,8 @@ def predict_files(predictor: FacePredictor | Future[FacePredictor], paths: Itera
                 if isinstance(rgb, DataError):
                     yield make_record(predictor.card, paths[i], [], error=str(rgb))
                     continue
-                written = save_annotated(rgb, results[i], out_dir / targets[i]) if out_dir is not None else None
+                written = save_annotated(rgb, results[i], out_dir / targets[i], predictor.heads) \
+                    if out_dir is not None else None
                 yield make_record(predictor.card, paths[i], in_original_pixels(results[i], scale),
                                   annotated=written and str(written))
             bar.update(len(chunk))

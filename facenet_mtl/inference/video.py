@@ -165,7 +165,7 @@ def _flush(predictor, buffered, every, detect, fps, name, writer, tracker, last_
             last_faces = tracker.update(index, results[index]) if tracker else results[index]
             yield make_record(predictor.card, name, last_faces, frame=index, time_s=round(index / fps, 3))
         if writer is not None:
-            writer.write(cv2.cvtColor(annotate(rgb, last_faces), cv2.COLOR_RGB2BGR))
+            writer.write(cv2.cvtColor(annotate(rgb, last_faces, predictor.heads), cv2.COLOR_RGB2BGR))
     return last_faces
 
 
