@@ -58,7 +58,7 @@ def test_uploading_a_face_photo_shows_a_labelled_box_over_the_face(server, brows
     boxes = browser.find_elements(By.CSS_SELECTOR, ".face-box")
     assert len(boxes) == 1, browser.find_element(By.ID, "status").text
     label = boxes[0].find_element(By.CSS_SELECTOR, ".face-label").text
-    assert re.match(r"\d+y · (female|male) [01]\.\d\d\n(\w+ [01]\.\d\d · ){2}\w+ [01]\.\d\d\n(no smile|smile) "
+    assert re.match(r"\d+y \(\d+-\d+\) · (female|male) [01]\.\d\d\n(\w+ [01]\.\d\d · ){2}\w+ [01]\.\d\d\n(no smile|smile) "
                     r"[01]\.\d\d$", label), label
     image = browser.find_element(By.ID, "photo").rect
     box = boxes[0].rect
