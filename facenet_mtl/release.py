@@ -24,9 +24,7 @@ import numpy as np
 from facenet_mtl.artifact.saving import save_h5
 from facenet_mtl.artifact.spec import spec_of_file
 from facenet_mtl.data.built_dataset import BuiltDataset, built_dataset_names
-from facenet_mtl.data import balance
-from facenet_mtl.data.schema import AGE_BANDS, EMOTIONS
-from facenet_mtl.training import calibration
+from facenet_mtl.data.schema import EMOTIONS
 from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, grouped_datasets
 from facenet_mtl.weights import RELEASE_INFO, RELEASE_MODEL, WEIGHTS_DIR, sha256_of
 
@@ -89,7 +87,6 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     evaluation["group_seconds"] = round(sum(evaluation.get("seconds_by_dataset", {}).get(name, 0)
                                             for name in grouped_datasets(data_root, datasets, "test", GROUPINGS)), 1)
     photos = photo_path_agreement(RELEASE_MODEL, utkface_dir, limit=photo_limit) if utkface_dir else None
-    calibrated = measure_calibration(model, data_root, datasets)
     manifests = {name: BuiltDataset.open(data_root, name).manifest for name in datasets}
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     info = {
@@ -104,7 +101,7 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
                                         for t in spec.tasks if not t.labels}},
         "figures": _headline(evaluation, photos),
         "calibration": {"temperatures": metrics.get("calibration", {}).get("temperatures", {}),
-                        "valid": metrics.get("calibration", {}).get("valid"), "test": calibrated},
+                        "valid": metrics.get("calibration", {}).get("valid"), "test": evaluation["calibration"]},
         "training": {"datasets": list(config["data"]["datasets"]), "epochs": metrics.get("epochs"),
                      "train_seconds": metrics.get("train_seconds"), "stages": stages,
                      "total_train_seconds": sum(st.get("train_seconds") or 0 for st in stages) or None,
@@ -119,24 +116,6 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
     (WEIGHTS_DIR / "evaluation.json").write_text(json.dumps({"test": evaluation, "photo_path": photos}, indent=2) + "\n")
     CARD.write_text(model_card(info, evaluation, photos, manifests))
     return info
-
-
-def measure_calibration(model: Any, data_root: str | Path, datasets: list[str]) -> dict[str, Any]:
-    """What the heads' probabilities and the age interval are worth on the test splits: ECE per
-    classification head, the 80 % age interval's coverage and the MAE, overall and per age band."""
-    built = {name: BuiltDataset.open(data_root, name) for name in datasets}
-    preds, labels = calibration.split_predictions(model, built, "test")
-    result = {"overall": calibration.calibration_figures(preds, labels), "age_by_band": {}}
-    if "age_probs" in preds:
-        bands = balance.group_values(labels, "age_band")
-        for index, (name, _, _) in enumerate(AGE_BANDS):
-            inside = (bands == index) & (labels["age"] != calibration.MISSING)
-            if inside.any():
-                result["age_by_band"][name] = {
-                    "coverage": calibration.age_coverage(preds["age_probs"][inside], labels["age"][inside]),
-                    "mae": calibration.age_mae(preds["age_probs"][inside], labels["age"][inside]),
-                    "n": int(inside.sum())}
-    return result
 
 
 def calibration_markdown(info: Mapping[str, Any]) -> str:

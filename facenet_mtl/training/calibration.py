@@ -28,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from facenet_mtl import tasks
+from facenet_mtl.data.balance import group_values
+from facenet_mtl.data.schema import AGE_BANDS
 from facenet_mtl.kinds import age_ranges
 from facenet_mtl.tasks import AGE_BINS, MISSING, AgeKind
 
@@ -148,6 +150,20 @@ def calibration_figures(preds, labels) -> dict:
     return out
 
 
+def calibration_report(preds, labels) -> dict:
+    """{"overall": `calibration_figures`, "age_by_band": {band: coverage, MAE, n}} of predictions."""
+    result = {"overall": calibration_figures(preds, labels), "age_by_band": {}}
+    if "age_probs" in preds:
+        bands = group_values(labels, "age_band")
+        for index, (name, _, _) in enumerate(AGE_BANDS):
+            inside = (bands == index) & (labels["age"] != MISSING)
+            if inside.any():
+                result["age_by_band"][name] = {"coverage": age_coverage(preds["age_probs"][inside], labels["age"][inside]),
+                                               "mae": age_mae(preds["age_probs"][inside], labels["age"][inside]),
+                                               "n": int(inside.sum())}
+    return result
+
+
 def fit_temperatures(preds, labels) -> dict:
     """{task: temperature} fitted on validation predictions (numpy, by output) and labels."""
     temperatures = {}
@@ -172,7 +188,7 @@ def fold_temperatures(network, temperatures) -> None:
 AGE_MAE_TOLERANCE = 0.02  # years: an age temperature that moves the MAE more is not folded
 
 
-def split_predictions(model, built, split, limit=0):
+def split_predictions(model, built, split, limit=0, partition_seed=0):
     """(predictions, labels) of `model` over `split` of every dataset in `built` ({name: BuiltDataset}), pooled."""
     from facenet_mtl.training.evaluate import predict_split
 
@@ -180,7 +196,7 @@ def split_predictions(model, built, split, limit=0):
     for dataset in built.values():
         if not dataset.size(split):
             continue
-        p, l = predict_split(model, dataset, split, limit=limit)
+        p, l = predict_split(model, dataset, split, limit=limit, partition_seed=partition_seed)
         for name, value in p.items():
             preds.setdefault(name, []).append(value)
         for name, value in l.items():
@@ -188,11 +204,12 @@ def split_predictions(model, built, split, limit=0):
     return ({k: np.concatenate(v) for k, v in preds.items()}, {k: np.concatenate(v) for k, v in labels.items()})
 
 
-def calibrate(model, network, built, valid_split, test_split, limit=0, log=print) -> dict:
+def calibrate(model, network, built, valid_split, test_split, limit=0, partition_seed=0, log=print) -> dict:
     """Fit the heads' temperatures on `valid_split` with `model` (which may average views of
-    `network`), fold them into `network`, and return the figures before and after on both splits:
-    {"temperatures": {task: T}, valid_split: {"before": ..., "after": ...}, test_split: {...}}."""
-    before = {split: split_predictions(model, built, split, limit) for split in (valid_split, test_split)}
+    `network`), fold them into `network`, and return the figures before on both splits:
+    {"temperatures": {task: T}, valid_split: {"before": ...}, test_split: {"before": ...}}. The
+    figures after are the evaluation's (`evaluate_model`'s "calibration"), of the folded model."""
+    before = {split: split_predictions(model, built, split, limit, partition_seed) for split in (valid_split, test_split)}
     temperatures = fit_temperatures(*before[valid_split])
     for name, t in list(temperatures.items()):
         if is_age(tasks.get(name)):
@@ -202,7 +219,6 @@ def calibrate(model, network, built, valid_split, test_split, limit=0, log=print
     fold_temperatures(network, temperatures)
     result = {"temperatures": temperatures}
     for split, (preds, labels) in before.items():
-        after = split_predictions(model, built, split, limit)
-        result[split] = {"before": calibration_figures(preds, labels), "after": calibration_figures(*after)}
+        result[split] = {"before": calibration_figures(preds, labels)}
     log(f"calibration: temperatures {', '.join(f'{k} {v:.3f}' for k, v in temperatures.items())}")
     return result

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from facenet_mtl.data import balance
+from facenet_mtl.training.calibration import calibration_report
 from facenet_mtl.data.built_dataset import BuiltDataset
 from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import read_split
@@ -136,9 +137,10 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
             all_labels.setdefault(k, []).append(v)
     if not by_dataset:
         return {"overall": {"n": 0}, "by_dataset": {}}
-    overall = task_metrics({k: np.concatenate(v) for k, v in all_preds.items()},
-                           {k: np.concatenate(v) for k, v in all_labels.items()}, heads)
-    result = {"overall": overall, "by_dataset": by_dataset, "seconds_by_dataset": seconds}
+    pooled_preds = {k: np.concatenate(v) for k, v in all_preds.items()}
+    pooled_labels = {k: np.concatenate(v) for k, v in all_labels.items()}
+    result = {"overall": task_metrics(pooled_preds, pooled_labels, heads), "by_dataset": by_dataset,
+              "seconds_by_dataset": seconds, "calibration": calibration_report(pooled_preds, pooled_labels)}
     if by:
         result["by_group"] = by_group
     return result

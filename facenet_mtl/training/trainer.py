@@ -166,7 +166,7 @@ def finish_run(cfg, model, run):
     calibration = None
     if cfg.train.calibrate:  # before the export: the files hold the calibrated heads
         calibration = calibrate(product, network, _open_datasets(cfg), cfg.data.valid_split, cfg.data.test_split,
-                                cfg.data.limit, log=lambda line: log.info(f"[{cfg.name}] {line}"))
+                                cfg.data.limit, cfg.data.partition_seed, log=lambda line: log.info(f"[{cfg.name}] {line}"))
     temperatures = (calibration or {}).get("temperatures") or None
     export_model(product, run.path, spec=run_spec(product, cfg, calibration=temperatures))
     started = time.time()
@@ -182,6 +182,9 @@ def finish_run(cfg, model, run):
         if sets:
             metrics["splits"][split] = evaluate_model(product, cfg.data.root, sets, split,
                                                       limit=cfg.data.limit, partition_seed=cfg.data.partition_seed)
+    for split, figures in (calibration or {}).items():
+        if split in metrics["splits"]:  # the folded model's figures: the evaluation's own
+            figures["after"] = metrics["splits"][split]["calibration"]["overall"]
     metrics["eval_seconds"] = round(time.time() - started, 1)
     run.write_metrics(metrics)
     if run.history_file.is_file():
