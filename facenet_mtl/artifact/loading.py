@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facenet_mtl.errors import DataError
+from facenet_mtl.artifact.bounds import check_model_file, check_saved_model_variables
 from facenet_mtl.artifact.spec import MARKER_FORMAT, SAVED_MODEL_MARKER
 from facenet_mtl.weights import sha256_of
 
@@ -67,6 +68,7 @@ def load_keras_model(path: str | Path, trust_saved_model: bool = False) -> keras
         raise DataError(path, f"is not a Keras model file (suffix '{path.suffix}')",
                         "give a model.h5 or model.keras written by facenet-mtl train")
     _check_container(_regular_file(path))
+    check_model_file(path)  # the arrays it declares, bounded before Keras allocates them
     import keras
 
     try:
@@ -207,6 +209,7 @@ def load_saved_model(path: str | Path, trust_saved_model: bool = False) -> _Save
         raise DataError(path, f"is a directory without saved_model.pb (it holds: {listing})", fix)
     if not trust_saved_model:
         check_saved_model(path)
+    check_saved_model_variables(path)  # trusted or not, its variables are bounded
     try:
         return _SavedModelAdapter(path)
     except Exception as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 
+from facenet_mtl.artifact.loading import load_keras_model
 from facenet_mtl.errors import DataError
 from facenet_mtl.data.pipeline import InputSpec, make_dataset
 from facenet_mtl.training.calibration import calibrate
@@ -197,7 +198,9 @@ def finish_run(cfg, model, run):
 
 def _load_init(model, init_path):
     try:
-        source = keras.models.load_model(init_path, compile=False)
+        source = load_keras_model(init_path)  # checked and bounded as every model file is
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(init_path, f"cannot be loaded as a Keras model ({exc})",
                         "give a model.keras / model.h5 written by facenet-mtl") from None

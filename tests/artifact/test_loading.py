@@ -209,3 +209,60 @@ def test_a_model_path_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
     (tmp_path / "saved").mkdir()
     os.mkfifo(tmp_path / "saved" / "saved_model.pb")
     assert "not a regular file" in str(_loads_within(tmp_path / "saved"))
+
+
+# --- the arrays a file declares are bounded before anything is allocated -------------------------
+
+def test_an_h5_weight_declared_larger_than_it_stores_is_refused(files, tmp_path):
+    """An HDF5 dataset whose storage was never written reads back as its fill value: a 2 KB file
+    could make loading allocate terabytes."""
+    path = tmp_path / "huge.h5"
+    shutil.copy(files["folder"] / "m.h5", path)
+    with h5py.File(path, "r+") as handle:
+        weights = handle["model_weights"]
+        weights.create_dataset("declared_only", shape=(10 ** 6, 10 ** 6), dtype="float32")
+    assert path.stat().st_size < 1024 ** 2
+    with pytest.raises(DataError, match="declares the array 'model_weights/declared_only'"):
+        load_keras_model(path)
+
+
+@pytest.mark.parametrize("kind", ["h5", "keras"])
+def test_a_config_declaring_huge_layers_is_refused_before_keras_builds_it(files, tmp_path, kind):
+    """Dense(10**9) after 3 channels: 12 GB of kernel that building the model would allocate."""
+    path = tmp_path / f"wide.{kind}"
+    shutil.copy(files["folder"] / f"m.{kind}", path)
+    if kind == "h5":
+        with h5py.File(path, "r+") as handle:
+            config = handle.attrs["model_config"]
+            config = config.decode() if isinstance(config, bytes) else config
+            handle.attrs["model_config"] = config.replace('"units": 1', '"units": 1000000000')
+    else:
+        with zipfile.ZipFile(files["folder"] / "m.keras") as source, zipfile.ZipFile(path, "w") as target:
+            for name in source.namelist():
+                data = source.read(name)
+                if name == "config.json":
+                    data = data.replace(b'"units": 1', b'"units": 1000000000')
+                target.writestr(name, data)
+    with pytest.raises(DataError, match=r"declares 1\d\.\d GiB of weights, beyond the 2\.0 GiB"):
+        load_keras_model(path)
+
+
+def test_the_files_we_write_and_the_shipped_model_pass_the_bounds(files):
+    from facenet_mtl.artifact.bounds import check_model_file
+    from facenet_mtl.weights import release_model_path
+
+    for path in (files["folder"] / "m.h5", files["folder"] / "m.keras", release_model_path()):
+        check_model_file(path)  # raises on a refusal
+
+
+def test_a_saved_model_declaring_more_variables_than_it_stores_is_refused(files, tmp_path):
+    folder = tmp_path / "saved_model"
+    save_saved_model(files["model"], folder)
+    load_keras_model(folder)  # whole, it loads
+    module = tf.Module()
+    module.big = tf.Variable(tf.zeros([512, 512]))
+    tf.saved_model.save(module, str(tmp_path / "big"))
+    for part in (tmp_path / "big" / "variables").glob("variables.data-*"):
+        part.write_bytes(part.read_bytes()[:1000])  # the index still declares 1 MiB
+    with pytest.raises(DataError, match="declares 1.0 MiB of variables but stores"):
+        load_keras_model(tmp_path / "big", trust_saved_model=True)
