@@ -204,6 +204,9 @@ def _load_init(model, init_path):
     except Exception as exc:
         raise DataError(init_path, f"cannot be loaded as a Keras model ({exc})",
                         "give a model.keras / model.h5 written by facenet-mtl") from None
+    if not isinstance(source, keras.Model):  # a SavedModel serves, it has no layers to copy
+        raise DataError(init_path, "is a SavedModel, which has no Keras layers to start a finetune from",
+                        "give the run's model.keras or model.h5 as init")
     return transfer_weights(source, model)
 
 
