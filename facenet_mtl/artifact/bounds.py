@@ -44,19 +44,13 @@ def check_model_file(path: Path) -> None:
             if declared > MAX_MODEL_BYTES:
                 raise DataError(path, f"declares {_gib(declared)} of archive members, beyond the "
                                 f"{_gib(MAX_MODEL_BYTES)} a model file may hold", FIX)
-            config = json.loads(archive.read("config.json"))
-            names = {info.filename for info in infos}
+            config = _json(archive.read("config.json"))
             stored = 0
-            if "model.weights.h5" in names:
+            if "model.weights.h5" in {info.filename for info in infos}:
                 with archive.open("model.weights.h5") as member:
-                    stored = _check_h5(path, io.BytesIO(member.read()))
+                    stored, _ = _check_h5(path, io.BytesIO(member.read()))
     else:
-        import h5py
-
-        stored = _check_h5(path, str(path))
-        with h5py.File(path, "r") as handle:
-            text = handle.attrs.get("model_config")
-        config = json.loads(text.decode() if isinstance(text, bytes) else text) if text is not None else None
+        stored, config = _check_h5(path, str(path))
     built = _config_bytes(config, legacy=path.suffix != ".keras") if config is not None else 0
     if max(stored, built) > MAX_MODEL_BYTES:
         raise DataError(path, f"declares {_gib(max(stored, built))} of weights, beyond the "
@@ -85,7 +79,8 @@ def check_saved_model_variables(path: Path) -> None:
 
 
 def _check_h5(path, source):
-    """The bytes the HDF5 file's datasets declare; DataError for one not backed by its storage."""
+    """The bytes the HDF5 file's datasets declare, and its `model_config` (None when it has none
+    or it is not JSON: Keras's own load names that); DataError for an array not backed by its storage."""
     import h5py
 
     found = []
@@ -96,6 +91,7 @@ def _check_h5(path, source):
                 found.append((name, declared, item.id.get_storage_size()))
 
         handle.visititems(visit)
+        config = handle.attrs.get("model_config")
     total = 0
     for name, declared, stored in found:
         total += declared
@@ -104,7 +100,15 @@ def _check_h5(path, source):
                             f"of it (a weight is stored in full)", FIX)
         if total > MAX_MODEL_BYTES:
             raise DataError(path, f"declares more than {_gib(MAX_MODEL_BYTES)} of arrays (at '{name}')", FIX)
-    return total
+    return total, (_json(config) if config is not None else None)
+
+
+def _json(text):
+    """A config's JSON, or None when it is not JSON (loading then says the file is not a model)."""
+    try:
+        return json.loads(text.decode() if isinstance(text, bytes) else text)
+    except (ValueError, TypeError):
+        return None
 
 
 def _config_bytes(config, legacy=False):

@@ -205,11 +205,12 @@ class FacePredictor:
         return write_annotated(paths, results, out_dir, heads=self.heads)
 
 
-def load_in_background(path=None, trust_saved_model=False, before=None, search_side=None, trace=True, **kwargs):
+def load_in_background(path=None, trust_saved_model=False, search_side=None, trace=True, **kwargs):
     """A Future of `FacePredictor.from_path(path, ...)`, warmed up (`warm_up`), made on a daemon
     thread: the caller reads its inputs meanwhile and calls `.result()` when it needs the model
-    (an error loading it is raised there). `before` runs first on that thread (the CLI imports
-    TensorFlow quietly there). The model and the detector load side by side; `search_side`: the
+    (an error loading it is raised there). Import TensorFlow on the calling thread first: imported
+    on this one while the caller imports too, TensorFlow 2.16's `import distutils` (setuptools'
+    import hook) can deadlock. The model and the detector load side by side; `search_side`: the
     detector's (`FaceDetector`). `trace=False` runs the model eagerly instead of tracing its
     forward pass: for a few images, tracing the shipped model costs seconds more than it saves."""
     future = Future()
@@ -217,8 +218,6 @@ def load_in_background(path=None, trust_saved_model=False, before=None, search_s
     def load():
         built = None
         try:
-            if before is not None:
-                before()
             detector = FaceDetector(search_side=search_side)
             built = threading.Thread(target=detector.warm_up, daemon=True)
             built.start()  # MTCNN's networks build while the model file loads

@@ -197,13 +197,7 @@ def finish_run(cfg, model, run):
 
 
 def _load_init(model, init_path):
-    try:
-        source = load_keras_model(init_path)  # checked and bounded as every model file is
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(init_path, f"cannot be loaded as a Keras model ({exc})",
-                        "give a model.keras / model.h5 written by facenet-mtl") from None
+    source = load_keras_model(init_path)  # checked and bounded as every model file; DataError naming the cause
     if not isinstance(source, keras.Model):  # a SavedModel serves, it has no layers to copy
         raise DataError(init_path, "is a SavedModel, which has no Keras layers to start a finetune from",
                         "give the run's model.keras or model.h5 as init")

@@ -266,3 +266,13 @@ def test_a_saved_model_declaring_more_variables_than_it_stores_is_refused(files,
         part.write_bytes(part.read_bytes()[:1000])  # the index still declares 1 MiB
     with pytest.raises(DataError, match="declares 1.0 MiB of variables but stores"):
         load_keras_model(tmp_path / "big", trust_saved_model=True)
+
+
+def test_a_keras_file_whose_config_is_not_json_says_it_cannot_be_read(files, tmp_path):
+    """The bounds read the config first; a broken one is left for Keras's own load to name."""
+    path = tmp_path / "broken.keras"
+    with zipfile.ZipFile(files["folder"] / "m.keras") as source, zipfile.ZipFile(path, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, b"{not json" if name == "config.json" else source.read(name))
+    with pytest.raises(DataError, match="cannot be read as a Keras model"):
+        load_keras_model(path)
