@@ -188,28 +188,12 @@ def fold_temperatures(network, temperatures) -> None:
 AGE_MAE_TOLERANCE = 0.02  # years: an age temperature that moves the MAE more is not folded
 
 
-def split_predictions(model, built, split, limit=0, partition_seed=0):
-    """(predictions, labels) of `model` over `split` of every dataset in `built` ({name: BuiltDataset}), pooled."""
-    from facenet_mtl.training.evaluate import predict_split
-
-    preds, labels = {}, {}
-    for dataset in built.values():
-        if not dataset.size(split):
-            continue
-        p, l = predict_split(model, dataset, split, limit=limit, partition_seed=partition_seed)
-        for name, value in p.items():
-            preds.setdefault(name, []).append(value)
-        for name, value in l.items():
-            labels.setdefault(name, []).append(value)
-    return ({k: np.concatenate(v) for k, v in preds.items()}, {k: np.concatenate(v) for k, v in labels.items()})
-
-
-def calibrate(model, network, built, valid_split, test_split, limit=0, partition_seed=0, log=print) -> dict:
-    """Fit the heads' temperatures on `valid_split` with `model` (which may average views of
-    `network`), fold them into `network`, and return the figures before on both splits:
-    {"temperatures": {task: T}, valid_split: {"before": ...}, test_split: {"before": ...}}. The
-    figures after are the evaluation's (`evaluate_model`'s "calibration"), of the folded model."""
-    before = {split: split_predictions(model, built, split, limit, partition_seed) for split in (valid_split, test_split)}
+def calibrate(network, before, valid_split, log=print) -> dict:
+    """Fit the heads' temperatures on the predictions `before[valid_split]` (a model's pooled
+    (predictions, labels) per split, `evaluate.pooled_predictions`; the model may average views of
+    `network`), fold them into `network`, and return the figures before on every split:
+    {"temperatures": {task: T}, split: {"before": ...}}. The figures after are the evaluation's
+    (`evaluate_model`'s "calibration"), of the folded model."""
     temperatures = fit_temperatures(*before[valid_split])
     for name, t in list(temperatures.items()):
         if is_age(tasks.get(name)):

@@ -58,6 +58,20 @@ def predict_split(model, built, split, batch_size=128, limit=0, partition_seed=0
     return preds, labels
 
 
+def pooled_predictions(model, built, split, limit=0, partition_seed=0):
+    """(predictions, labels) of `model` over `split` of every dataset in `built` ({name: BuiltDataset}), pooled."""
+    preds, labels = {}, {}
+    for dataset in built.values():
+        if not dataset.size(split):
+            continue
+        p, l = predict_split(model, dataset, split, limit=limit, partition_seed=partition_seed)
+        for name, value in p.items():
+            preds.setdefault(name, []).append(value)
+        for name, value in l.items():
+            labels.setdefault(name, []).append(value)
+    return ({k: np.concatenate(v) for k, v in preds.items()}, {k: np.concatenate(v) for k, v in labels.items()})
+
+
 def task_metrics(preds, labels, heads=None):
     """Masked figures of every task the predictions hold (`Task.figures`) among `heads` (None: the
     registered tasks): age MAE and epsilon-error, accuracies, confusion matrices of categorical tasks."""

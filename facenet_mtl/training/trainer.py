@@ -23,7 +23,7 @@ from facenet_mtl.training import callbacks as cb
 from facenet_mtl.training.balancing import network_of
 from facenet_mtl.training.bn_recalibration import recalibrate_batch_norm
 from facenet_mtl.training.config import ConfigError
-from facenet_mtl.training.evaluate import evaluate_model
+from facenet_mtl.training.evaluate import evaluate_model, pooled_predictions
 from facenet_mtl.training.export import export_model, inference_copy, run_spec
 from facenet_mtl.training.losses import LabelledLosses
 from facenet_mtl.training.plan import (build_network, phases_to_train, static_loss_weights, task_options,
@@ -166,8 +166,9 @@ def finish_run(cfg, model, run):
                                    crop_scale=cfg.model.test_time_crop_scale)
     calibration = None
     if cfg.train.calibrate:  # before the export: the files hold the calibrated heads
-        calibration = calibrate(product, network, _open_datasets(cfg), cfg.data.valid_split, cfg.data.test_split,
-                                cfg.data.limit, cfg.data.partition_seed, log=lambda line: log.info(f"[{cfg.name}] {line}"))
+        before = {split: pooled_predictions(product, _open_datasets(cfg), split, cfg.data.limit, cfg.data.partition_seed)
+                  for split in (cfg.data.valid_split, cfg.data.test_split)}
+        calibration = calibrate(network, before, cfg.data.valid_split, log=lambda line: log.info(f"[{cfg.name}] {line}"))
     temperatures = (calibration or {}).get("temperatures") or None
     export_model(product, run.path, spec=run_spec(product, cfg, calibration=temperatures))
     started = time.time()
