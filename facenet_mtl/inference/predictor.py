@@ -54,7 +54,8 @@ def _compiled_forward(model):
     if not isinstance(model, keras.Model):
         return lambda x: model(x, training=False)
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True,
+                       autograph=False)
 
 
 class FacePredictor:
@@ -206,13 +207,18 @@ class FacePredictor:
 
 
 def load_in_background(path=None, trust_saved_model=False, search_side=None, trace=True, **kwargs):
-    """A Future of `FacePredictor.from_path(path, ...)`, warmed up (`warm_up`), made on a daemon
+    """A Future of `FacePredictor.from_path(path, ...)`, its detector built, made on a daemon
     thread: the caller reads its inputs meanwhile and calls `.result()` when it needs the model
     (an error loading it is raised there). Import TensorFlow on the calling thread first: imported
     on this one while the caller imports too, TensorFlow 2.16's `import distutils` (setuptools'
     import hook) can deadlock. The model and the detector load side by side; `search_side`: the
-    detector's (`FaceDetector`). `trace=False` runs the model eagerly instead of tracing its
-    forward pass: for a few images, tracing the shipped model costs seconds more than it saves."""
+    detector's (`FaceDetector`).
+
+    The predictor is handed over before its forward pass is traced: it runs the model eagerly
+    while the trace is built on another thread (seconds for the shipped 10-view model), then
+    switches to the traced pass (`trace_in_background`), so the first images are detected and
+    predicted meanwhile. `trace=False` never traces: for a few images, tracing costs more than
+    it saves."""
     future = Future()
 
     def load():
@@ -223,19 +229,36 @@ def load_in_background(path=None, trust_saved_model=False, search_side=None, tra
             built.start()  # MTCNN's networks build while the model file loads
             predictor = FacePredictor.from_path(path, trust_saved_model=trust_saved_model, detector=detector,
                                                 **kwargs)
-            if trace:
-                predictor.predict_faces(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))
-            else:
-                predictor._forward = functools.partial(predictor.model, training=False)
+            traced, predictor._forward = predictor._forward, functools.partial(predictor.model, training=False)
             built.join()
-            future.set_result(predictor)
         except BaseException as exc:  # noqa: BLE001  (handed to whoever asks for the result)
             if built is not None:  # a process that exits while TensorFlow builds a network aborts
                 built.join()
             future.set_exception(exc)
+            return
+        if trace:
+            trace_in_background(predictor, traced)
+        future.set_result(predictor)
 
     threading.Thread(target=load, name="load-model", daemon=True).start()
     return future
+
+
+def trace_in_background(predictor, traced):
+    """Trace `traced` (the predictor's compiled forward pass) on a thread and make it the
+    predictor's forward pass once built; until then the predictor runs whatever `_forward` it
+    has. The thread is not a daemon: the process waits for it at exit (TensorFlow aborts a
+    process that exits in the middle of a trace)."""
+    def build():
+        try:
+            traced(np.zeros((1, predictor.input_size, predictor.input_size, 3), np.float32))
+        except Exception:  # noqa: BLE001  (the eager pass goes on; its own errors reach the caller)
+            return
+        predictor._forward = traced
+
+    thread = threading.Thread(target=build, name="trace-model")
+    thread.start()
+    return thread
 
 
 def loaded(predictor):

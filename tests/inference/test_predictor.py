@@ -243,3 +243,26 @@ def test_a_users_model_is_named_by_file_and_digest_and_demo_runs_are_flagged(tmp
     (run / "config.json").write_text(json_module.dumps({"name": "demo-mtl", "data": {"root": "demo_data/records"}}))
     flagged = FacePredictor.from_path(run / "model.keras")
     assert flagged.model_id.startswith("demo-mtl/model.keras-") and "generated demo faces" in flagged.warning
+
+
+def test_the_predictor_comes_before_its_trace_and_then_runs_the_traced_pass(model_path):
+    """`load_in_background` hands the predictor over running the model eagerly, traces the
+    forward pass on a thread, then switches to it: the same answers before and after."""
+    import threading
+
+    import tensorflow as tf
+
+    from facenet_mtl.inference.predictor import load_in_background
+
+    predictor = load_in_background(model_path).result(timeout=300)
+    crops = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    before = predictor.predict_faces(crops)
+    for thread in threading.enumerate():
+        if thread.name == "trace-model":
+            thread.join(timeout=300)
+    assert isinstance(predictor._forward, tf.types.experimental.PolymorphicFunction)
+    after = predictor.predict_faces(crops)
+    assert [r["age"] for r in after] == pytest.approx([r["age"] for r in before], abs=0.11)
+    assert [r["emotion"]["label"] for r in after] == [r["emotion"]["label"] for r in before]
+    untraced = load_in_background(model_path, trace=False).result(timeout=300)
+    assert not isinstance(untraced._forward, tf.types.experimental.PolymorphicFunction)
