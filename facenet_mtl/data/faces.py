@@ -74,8 +74,14 @@ class FaceDetector:
                 from mtcnn import MTCNN
             except ImportError as exc:
                 raise RuntimeError("face detection needs the `mtcnn` package: pip install 'mtcnn>=1,<2'") from exc
+            import tensorflow as tf
+
             logging.getLogger("mtcnn").setLevel(logging.ERROR)
-            self._mtcnn = MTCNN()
+            mtcnn = MTCNN()
+            for stage, size in zip(mtcnn.stages[1:], (24, 48)):  # R-Net and O-Net as traced graphs
+                stage._model = tf.function(stage._model.call, autograph=False,
+                                           input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+            self._mtcnn = mtcnn
         return self._mtcnn
 
     def _proposal_network(self):
