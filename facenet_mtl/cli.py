@@ -478,15 +478,11 @@ def predict_cmd(inputs, model_path, out_dir, fmt, batch_size, every, max_frames,
     # imports too, TensorFlow 2.16's `import distutils` (setuptools' import hook) deadlocked one
     # run in three. The model and detector then load on a thread while the first images are decoded.
     quiet.import_tensorflow(_verbose())
-    few = camera is None and not found.videos and len(found.images) <= EAGER_UP_TO  # not worth tracing the model
     loading = load_in_background(model_path, trust_saved_model=trust_saved_model, batch_size=max(64, batch_size),
-                                 search_side=search_side, trace=not few)
+                                 search_side=search_side)
     options = dict(detect=not no_detect, batch_size=batch_size, out_dir=out_dir, every=every,
                    max_frames=max_frames, progress=progress, track=track)
     _write_predictions(loading, found, fmt, camera, options)
-
-
-EAGER_UP_TO = 16  # images: predict runs the model eagerly for up to this many (tracing costs more)
 
 
 def _write_predictions(loading, found, fmt, camera, options):

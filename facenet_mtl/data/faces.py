@@ -96,8 +96,11 @@ class FaceDetector:
         return self._pnet
 
     def warm_up(self) -> None:
-        """Build MTCNN's three networks now (one search of a grey image)."""
+        """Build MTCNN's three networks and their traces now (one search of a grey image, which
+        proposes nothing, and one patch through R-Net and O-Net)."""
         self.detect(np.full((64, 64, 3), 128, np.uint8))
+        for stage, size in zip(self._detector().stages[1:], (24, 48)):
+            stage._model(np.zeros((1, size, size, 3), np.float32))
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Faces in an HxWx3 (or HxW, HxWx4) uint8 image with score >= min_confidence

@@ -245,24 +245,27 @@ def test_a_users_model_is_named_by_file_and_digest_and_demo_runs_are_flagged(tmp
     assert flagged.model_id.startswith("demo-mtl/model.keras-") and "generated demo faces" in flagged.warning
 
 
-def test_the_predictor_comes_before_its_trace_and_then_runs_the_traced_pass(model_path):
-    """`load_in_background` hands the predictor over running the model eagerly, traces the
-    forward pass on a thread, then switches to it: the same answers before and after."""
-    import threading
+def test_a_view_averaging_model_traces_its_network_once_and_answers_as_the_model(tmp_path):
+    """The predictor traces the network inside a test-time-views model once (not once per view)
+    and runs the views around it eagerly: the model's own numbers; training calls of that network
+    keep its own `call` (BatchNorm on batch statistics), and the file saved after still loads."""
+    from facenet_mtl.models.flip_average import with_test_time_views
 
-    import tensorflow as tf
-
-    from facenet_mtl.inference.predictor import load_in_background
-
-    predictor = load_in_background(model_path).result(timeout=300)
+    network = build_model("compact", ("age", "gender", "emotion", "smile"), 32,
+                          backbone_args={"widths": (8, 16), "stem_width": 8})
+    model = with_test_time_views(network, flip=True, crops=5, crop_scale=0.9)
     crops = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
-    before = predictor.predict_faces(crops)
-    for thread in threading.enumerate():
-        if thread.name == "trace-model":
-            thread.join(timeout=300)
-    assert isinstance(predictor._forward, tf.types.experimental.PolymorphicFunction)
-    after = predictor.predict_faces(crops)
-    assert [r["age"] for r in after] == pytest.approx([r["age"] for r in before], abs=0.11)
-    assert [r["emotion"]["label"] for r in after] == [r["emotion"]["label"] for r in before]
-    untraced = load_in_background(model_path, trace=False).result(timeout=300)
-    assert not isinstance(untraced._forward, tf.types.experimental.PolymorphicFunction)
+    expected = {k: np.asarray(v) for k, v in model(crops, training=False).items()}
+    predictor = FacePredictor(model)
+    assert getattr(network.call, "traced_for_inference", False)
+    got = predictor._forward(crops)
+    for name, value in expected.items():
+        np.testing.assert_allclose(np.asarray(got[name]), value, atol=1e-5)
+    assert predictor._forward.func is model  # the views around the traced network run eagerly
+    trained = np.asarray(network(crops, training=True)["emotion"])
+    assert np.abs(trained - np.asarray(network(crops, training=False)["emotion"])).max() > 1e-4
+    expected = {k: np.asarray(v) for k, v in model(crops, training=False).items()}  # its BatchNorm moved
+    model.save(tmp_path / "m.h5")
+    again = FacePredictor.from_path(tmp_path / "m.h5")
+    for name, value in expected.items():
+        np.testing.assert_allclose(np.asarray(again._forward(crops)[name]), value, atol=1e-5)
