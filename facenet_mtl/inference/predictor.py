@@ -45,22 +45,23 @@ class NoFaceWarning(UserWarning):
     """An image in which the detector found no face (its result is an empty list)."""
 
 
-def _compiled_forward(model):
+def _compiled_forward(model, whole=False):
     """The model's forward pass with its networks traced: eager calls of a deep functional model
     on a CPU spend more time dispatching ops than computing (ResNet-18, one face: ~87 ms eager).
 
     A model that averages test-time views calls one network per view (the shipped model: ten);
     tracing the whole model traces that network ten times (4.5 s on a 2-core CPU before the
     first face). Instead each nested network is traced once (`_trace_inference_calls`, ~0.6 s)
-    and the few view layers around it run eagerly: the same numbers as the whole model traced,
-    at the same speed once traced."""
+    and the view layers around it run eagerly: the same numbers within float32's rounding, and
+    ~45 ms more per call (2-core CPU; 0.7 ms a face at 64 faces a call). `whole`: trace the
+    whole model, for a long-lived process (a server) that pays the seconds once."""
     import keras
     import tensorflow as tf
 
     if not isinstance(model, keras.Model):
         return lambda x: model(x, training=False)
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if nested and all(_trace_inference_calls(network) for network in nested):
+    if nested and not whole and all(_trace_inference_calls(network) for network in nested):
         return functools.partial(model, training=False)
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
     return tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True,
@@ -102,10 +103,11 @@ class FacePredictor:
     distribution (`tasks.age_range`). `spec` (a `ModelSpec`; None: derived from the model's
     outputs) says which heads there are, their labels, the input size and the crop's margin.
     `card` (a `ModelCard`) names the model in every output: `model_id`, and `warning` when the
-    model was not trained on real faces.
+    model was not trained on real faces. `trace_whole`: trace the whole model rather than its
+    network alone (`_compiled_forward`): seconds more at start, less per call after.
     """
 
-    def __init__(self, model, detector=None, margin=None, batch_size=64, card=None, spec=None):
+    def __init__(self, model, detector=None, margin=None, batch_size=64, card=None, spec=None, trace_whole=False):
         from facenet_mtl.artifact.spec import derive_spec
 
         self.model = model
@@ -118,7 +120,7 @@ class FacePredictor:
         self.card = card or ModelCard(id=getattr(model, "name", "model"))
         self.card.input_size = self.input_size
         self.card.set_spec(self.spec)
-        self._forward = _compiled_forward(model)
+        self._forward = _compiled_forward(model, whole=trace_whole)
 
     @classmethod
     def from_path(cls, path=None, trust_saved_model=False, **kwargs):

@@ -23,7 +23,8 @@ def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 10
     from facenet_mtl.data.faces import FaceDetector
     from facenet_mtl.inference.predictor import FacePredictor
 
-    predictor = FacePredictor.from_path(model_path, detector=FaceDetector(search_side=search_side))
+    predictor = FacePredictor.from_path(model_path, detector=FaceDetector(search_side=search_side),
+                                        trace_whole=True)  # seconds once at start, less per request
     predictor.warm_up()
     if predictor.warning:
         log(f"warning: {predictor.warning}")

@@ -269,3 +269,15 @@ def test_a_view_averaging_model_traces_its_network_once_and_answers_as_the_model
     again = FacePredictor.from_path(tmp_path / "m.h5")
     for name, value in expected.items():
         np.testing.assert_allclose(np.asarray(again._forward(crops)[name]), value, atol=1e-5)
+
+
+def test_trace_whole_traces_the_view_averaging_model_itself():
+    from facenet_mtl.models.flip_average import with_test_time_views
+
+    network = build_model("compact", ("gender",), 32, backbone_args={"widths": (8,), "stem_width": 8})
+    model = with_test_time_views(network, flip=True)
+    predictor = FacePredictor(model, trace_whole=True)
+    assert not getattr(network.call, "traced_for_inference", False)
+    crops = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(predictor._forward(crops)["gender"]),
+                               np.asarray(model(crops, training=False)["gender"]), atol=1e-5)
