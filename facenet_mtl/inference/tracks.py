@@ -20,6 +20,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from facenet_mtl.kinds import AGE_OUTPUTS
+
+AGE = AGE_OUTPUTS[0]  # a face's expected age, which a track averages
+
 MIN_IOU = 0.3
 MAX_GAP_S = 1.0  # a track unseen for longer ends
 WINDOW = 8  # predictions averaged per face
@@ -85,7 +89,7 @@ class FaceTracker:
             row = {"track": track.id, "first_frame": track.first_frame, "last_frame": track.last_frame,
                    "faces": track.seen}
             if track.ages:
-                row["age"] = round(sum(track.ages) / len(track.ages), 1)
+                row[AGE] = round(sum(track.ages) / len(track.ages), 1)
             for task, counts in track.labels.items():
                 row[task] = counts.most_common(1)[0][0]
             rows.append(row)
@@ -110,8 +114,8 @@ class FaceTracker:
             track.velocity = tuple(0.5 * v + 0.5 * m for v, m in zip(track.velocity, moved))
         track.box, track.last_frame, track.seen = box, frame, track.seen + 1
         track.recent.append(face)
-        if isinstance(face.get("age"), (int, float)):
-            track.ages.append(float(face["age"]))
+        if isinstance(face.get(AGE), (int, float)):
+            track.ages.append(float(face[AGE]))
 
 
 def _smoothed(recent):

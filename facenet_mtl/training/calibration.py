@@ -30,7 +30,7 @@ import numpy as np
 from facenet_mtl import tasks
 from facenet_mtl.data.balance import group_values
 from facenet_mtl.data.schema import AGE_BANDS
-from facenet_mtl.kinds import age_ranges
+from facenet_mtl.kinds import AGE_OUTPUTS, age_ranges
 from facenet_mtl.tasks import AGE_BINS, MISSING, AgeKind
 
 INTERVAL_MASS = 0.8  # the age interval holds this much of the age distribution
@@ -153,13 +153,14 @@ def calibration_figures(preds, labels) -> dict:
 def calibration_report(preds, labels) -> dict:
     """{"overall": `calibration_figures`, "age_by_band": {band: coverage, MAE, n}} of predictions."""
     result = {"overall": calibration_figures(preds, labels), "age_by_band": {}}
-    if "age_probs" in preds:
+    age, bins = AGE_OUTPUTS  # the age label's field and the head's bins
+    if bins in preds:
         bands = group_values(labels, "age_band")
         for index, (name, _, _) in enumerate(AGE_BANDS):
-            inside = (bands == index) & (labels["age"] != MISSING)
+            inside = (bands == index) & (labels[age] != MISSING)
             if inside.any():
-                result["age_by_band"][name] = {"coverage": age_coverage(preds["age_probs"][inside], labels["age"][inside]),
-                                               "mae": age_mae(preds["age_probs"][inside], labels["age"][inside]),
+                result["age_by_band"][name] = {"coverage": age_coverage(preds[bins][inside], labels[age][inside]),
+                                               "mae": age_mae(preds[bins][inside], labels[age][inside]),
                                                "n": int(inside.sum())}
     return result
 
