@@ -81,7 +81,8 @@ release: $(STAMP)
 	$(CLI) train --config experiments/release/release-mtl.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
 	$(CLI) train --config experiments/release/release-mtl-more.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
 	$(CLI) train --config experiments/release/release-mtl-long.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
-	$(CLI) publish-release $(RUNS)/release-mtl-long --data $(RELEASE_DATA) --utkface $(DATA)/utkface/UTKFace
+	$(CLI) train --config experiments/release/release-mtl-restart.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
+	$(CLI) publish-release $(RUNS)/release-mtl-restart --data $(RELEASE_DATA) --utkface $(DATA)/utkface/UTKFace
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_input.py

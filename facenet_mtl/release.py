@@ -330,9 +330,13 @@ On the first 2026-12-02 release (sha256 b744f2ba..., release-mtl-more): warm res
 40,960, peak lr 5e-4, `facenet-mtl train --config experiments/release/release-mtl-more.toml --set
 init=facenet_mtl/weights/release.h5 --set train.epochs=3 ...`), validation splits, flip averaging;
 and test-time views of it (`model.test_time_crops`, no training). Then the long warm restart
-that became this model (`experiments/release/release-mtl-long.toml`: 16 x 40,960 from that
+that shipped next (55a11327: `experiments/release/release-mtl-long.toml`, 16 x 40,960 from that
 model, peak lr 5e-4; `facenet-mtl evaluate runs/release-mtl-long/model.h5 --data
-data_out/release --split valid`, and its network with flip averaging only):
+data_out/release --split valid`, and its network with flip averaging only), and on 2026-12-06
+(issue 19): the dense 32-256 net's chain from scratch, a self-distilled flip-only student of
+55a11327, and a second long warm restart of 55a11327, this model
+(`experiments/release/dense-*.toml`, `release-distill.toml`, `release-mtl-restart.toml`, each
+with its figures):
 
 | probe | FER2013 | UTKFace gender | UTKFace MAE | FairFace gender | GENKI-4K smile | CelebA smile |
 |---|---:|---:|---:|---:|---:|---:|
@@ -345,13 +349,19 @@ data_out/release --split valid`, and its network with flip averaging only):
 | the same + label smoothing 0.1 | 63.98 | 92.29 | 5.41 | 85.23 | 93.94 | 89.95 |
 | the same + random erasing 0.25 | 63.74 | 92.60 | 5.54 | 85.11 | 94.61 | 90.72 |
 | warm restart, 16 epochs (release-mtl-long), flip | 66.26 | 92.50 | 5.27 | 85.48 | 95.29 | 90.81 |
-| the same, 10 views at 0.95 (**this model**) | **67.06** | **92.60** | **5.19** | **85.72** | **95.62** | 91.00 |
+| the same, 10 views at 0.95 (55a11327) | 67.06 | **92.60** | 5.19 | 85.72 | 95.62 | 91.00 |
+| dense 32-256 from scratch (dense-pretrain 12 + dense-mtl 14 epochs, 1.49 h), 10 views | 65.99 | 92.29 | 5.28 | 85.55 | **95.96** | 90.33 |
+| 55a11327 self-distilled from its 10 views, 8 epochs, flip only (release-distill) | 65.99 | **92.65** | 5.37 | 85.28 | **95.96** | 90.62 |
+| 55a11327 + 16 epochs, 10 views, calibrated (release-mtl-restart, **this model**) | **67.61** | 92.50 | **5.15** | **86.22** | **95.96** | **91.39** |
 
 Multi-crop averaging helps (FER2013 +0.8 to +1.0, MAE -0.08 to -0.23) at 10 passes per face
 instead of 2; 3-epoch restarts with label smoothing or erasing do not beat their baseline (3 epochs
 are too few to recover from the restart's peak learning rate); 16 more epochs do: +0.9 FER2013,
 -0.23 years MAE, +0.6 FairFace, +0.7 GENKI-4K over the model it started from, with flip averaging
-alike. This model is that run, exported with the 10 views.
+alike, and 16 more after those: +0.55 FER2013, -0.04 years, +0.5 FairFace, +0.3 GENKI-4K and
++0.4 CelebA again, level on UTKFace gender (-0.10, two faces). The distilled student answers in
+2 passes a face at the 10-view model's flip-only level, not above it; the dense chain did not
+overtake the separable one in 1.49 h.
 The architecture by accuracy per CPU-hour (`benchmarks/README.md`: dense 3x3 convolutions reach
 28-31 % of this CPU's bfloat16 matmul peak, depthwise-separable ones 14 %): two candidates trained
 from scratch for the same 3 x 20,480 faces of release-mtl's mixing (`facenet-mtl train --config
@@ -365,8 +375,8 @@ flip averaging:
 | dense, widths 32-256 | 2.82 M | **308** | **42.83** | **84.33** | 14.33 | **71.74** | **92.59** | **88.13** |
 
 At the same throughput the dense net learns every classification head faster (+3 to +6 points
-after 3 short epochs) and its age head slower; whether the lead holds over a full schedule needs
-the whole recipe retrained on it (~2 h of training), which this release did not have left.
+after 3 short epochs) and its age head slower; over a full schedule (the dense chain in the table
+above, 26 epochs) the lead did not hold.
 
 ## Figures (test splits)
 | head | dataset (protocol) | figure |

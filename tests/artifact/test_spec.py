@@ -1,6 +1,5 @@
 """The model file owns its contract: every file we write states its `ModelSpec`, and a file written
-before the spec existed (the shipped release.h5) gets one derived from its outputs, and predicts
-exactly what it predicted before."""
+before the spec existed gets one derived from its outputs, and predicts exactly what it did."""
 import hashlib
 import json
 import zipfile
@@ -17,41 +16,60 @@ from facenet_mtl.artifact.spec import ModelSpec, TaskSpec, read_spec, spec_of_fi
 from facenet_mtl.inference.predictor import FacePredictor
 from facenet_mtl.models import build_model
 
-# Recorded from main's code (df9d973, before the spec) on this file's fixed batch: the sha256 of
-# each output's float32 bytes, so any difference at all (max abs diff > 0) fails.
+# Recorded from the shipped release.h5 (release-mtl-restart) at the commit that published it, on
+# this file's fixed batch, the whole model traced: the sha256 of each output's float32 bytes, so
+# any change in what the file computes (max abs diff > 0) fails.
 RELEASE_OUTPUT_SHA256 = {
-    "age": "ca0c498c2719e703ad2ab529a8e83ae2c9dc26db2d1680e7796d083de9975e05",
-    "age_probs": "07a4b776bff377c9fa0c0636bfbad5a482f6fae6e7d9f5fb640d972858245582",
-    "emotion": "88ec7aed0116fe1549359ffffe03c381a84a617e37504c29a43e4469f279348d",
-    "gender": "f437d7df1750586f5a3b91fd8b137e1fb63c086fb8948bb585d9a1e73d0032d9",
-    "smile": "47bd9ce8dd8258d9e8927710ee4385a24094899b90b42864e90408c0de7de9eb",
+    "age": "b234832a9c45a716b5dfbd4a3f23f89e832c3c9e45f8c2244eaf9d10bb7564e9",
+    "age_probs": "a70b6d83d313d4f1e14ca675809d93e1d444a6267f1500c0a29f413abfe6fce9",
+    "gender": "df763c450d0e626257a7887441fb2deeeb90bccc7a4b16e44a4f9fb9344b11f3",
+    "emotion": "9ff0c64146bbc24b6ac0f834665ef1fff50462b12795e6c888e326c9fb6834ce",
+    "smile": "6a883d15e2d05a48ab1189598fce846a3daf1bc346a070ffbcb527bf1ae7cd37",
 }
-RELEASE_AGES = ["0x1.dd252e0000000p+5", "0x1.8a26020000000p+5", "0x1.a739800000000p+5", "0x1.ec163e0000000p+5"]
-RELEASE_FIRST_FACE = {"age": 59.6, "gender": {"label": "male", "probability": 0.7205},
-                      "emotion": {"label": "neutral", "probabilities": {
-                          "angry": 0.0792, "disgust": 0.0003, "fear": 0.0337, "happy": 0.1486, "sad": 0.2078,
-                          "surprise": 0.0642, "neutral": 0.4662}},
-                      "smile": {"label": "no_smile", "probability": 0.8853}}
+RELEASE_AGES = ["0x1.8bf9000000000p+5", "0x1.4108c00000000p+5", "0x1.5377120000000p+5", "0x1.aa7d1a0000000p+5"]
 
 
-def test_the_shipped_model_derives_its_spec_and_predicts_the_same_numbers_as_before():
+def test_the_shipped_model_states_its_spec_and_predicts_the_recorded_numbers():
     predictor = FacePredictor.from_path(None)
-    assert predictor.spec.derived and predictor.spec.task_names == ("age", "gender", "emotion", "smile")
+    assert not predictor.spec.derived and predictor.spec.task_names == ("age", "gender", "emotion", "smile")
     assert predictor.spec.input_size == 64 and predictor.spec.margin == 0.4
     assert predictor.spec.labels()["emotion"] == list(tasks.EMOTIONS)
-    batch = np.random.default_rng(20).integers(0, 256, (4, 64, 64, 3)).astype(np.float32)
-    whole = tf.function(lambda x: predictor.model(x, training=False), autograph=False,
-                        input_signature=[tf.TensorSpec([None, 64, 64, 3], tf.float32)])  # as main traced it then
-    out = {k: np.asarray(v, np.float32) for k, v in dict(whole(batch)).items()}
+    assert set(predictor.spec.calibration) == {"age", "gender", "emotion", "smile"}
+    out = whole_model_outputs(predictor.model)
     assert {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in out.items()} == RELEASE_OUTPUT_SHA256
     assert [float(a).hex() for a in out["age"].reshape(-1)] == RELEASE_AGES
     # The predictor traces the network once and runs the ten views around it eagerly: other
     # kernels' rounding, the same numbers within float32's
-    for name, value in dict(predictor._forward(batch)).items():
+    for name, value in dict(predictor._forward(BATCH)).items():
         np.testing.assert_allclose(np.asarray(value, np.float32), out[name], rtol=1e-5, atol=1e-5)
-    faces = predictor.predict_faces(batch)
-    assert {k: v for k, v in faces[0].items() if k != "age_range"} == RELEASE_FIRST_FACE
-    assert faces[0]["age_range"][0] <= 59.6 <= faces[0]["age_range"][1]
+
+
+def test_a_file_written_before_the_spec_derives_it_and_predicts_the_same(tmp_path):
+    """The shipped file without its stated spec (as every file written before the spec was) gets
+    one derived from its outputs: the same heads, labels, input size and margin, no
+    calibration record, and exactly the same numbers."""
+    from facenet_mtl.weights import release_model_path
+
+    old = tmp_path / "before-the-spec.h5"
+    old.write_bytes(release_model_path().read_bytes())
+    with h5py.File(old, "r+") as handle:
+        del handle.attrs["facenet_mtl"]
+    stated, derived = FacePredictor.from_path(None), FacePredictor.from_path(old)
+    assert derived.spec.derived and derived.spec.task_names == stated.spec.task_names
+    assert derived.spec.labels() == stated.spec.labels()
+    assert (derived.spec.input_size, derived.spec.margin) == (stated.spec.input_size, stated.spec.margin)
+    before, after = whole_model_outputs(derived.model), whole_model_outputs(stated.model)
+    assert all(np.array_equal(before[k], after[k]) for k in after)
+    assert derived.predict_faces(BATCH) == stated.predict_faces(BATCH)
+
+
+BATCH = np.random.default_rng(20).integers(0, 256, (4, 64, 64, 3)).astype(np.float32)
+
+
+def whole_model_outputs(model):
+    whole = tf.function(lambda x: model(x, training=False), autograph=False,
+                        input_signature=[tf.TensorSpec([None, 64, 64, 3], tf.float32)])
+    return {k: np.asarray(v, np.float32) for k, v in dict(whole(BATCH)).items()}
 
 
 @pytest.fixture(scope="module")
