@@ -57,8 +57,12 @@ GRAPH_OPS = frozenset("""
 
 
 
-def load_keras_model(path: str | Path, trust_saved_model: bool = False) -> keras.Model | _SavedModelAdapter:
-    """A `.h5` / `.keras` file or a SavedModel directory; a DataError naming the cause otherwise."""
+def load_keras_model(path: str | Path, trust_saved_model: bool = False,
+                     verified: bool = False) -> keras.Model | _SavedModelAdapter:
+    """A `.h5` / `.keras` file or a SavedModel directory; a DataError naming the cause otherwise.
+    `verified`: the package's own model, whose sha256 was just checked against its release record
+    (`weights.release_model_path`), so the bounds on its declared arrays (a second build of its
+    config, a third of a second for the shipped model) are skipped."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "model not found", "give the model.h5, model.keras or saved_model/ of a run")
@@ -68,7 +72,8 @@ def load_keras_model(path: str | Path, trust_saved_model: bool = False) -> keras
         raise DataError(path, f"is not a Keras model file (suffix '{path.suffix}')",
                         "give a model.h5 or model.keras written by facenet-mtl train")
     _check_container(_regular_file(path))
-    check_model_file(path)  # the arrays it declares, bounded before Keras allocates them
+    if not verified:
+        check_model_file(path)  # the arrays it declares, bounded before Keras allocates them
     import keras
 
     try:

@@ -125,14 +125,15 @@ class FacePredictor:
     @classmethod
     def from_path(cls, path=None, trust_saved_model=False, **kwargs):
         """The model at `path` (.h5, .keras, SavedModel dir); None: the shipped model."""
-        if path is None:
+        shipped = path is None
+        if shipped:
             from facenet_mtl.weights import release_model_path
 
-            path = release_model_path()
+            path = release_model_path()  # its sha256 checked against release.json
         from facenet_mtl.artifact.loading import load_keras_model
         from facenet_mtl.artifact.spec import spec_of_file
 
-        model = load_keras_model(path, trust_saved_model=trust_saved_model)
+        model = load_keras_model(path, trust_saved_model=trust_saved_model, verified=shipped)
         spec = spec_of_file(path, model)
         return cls(model, card=describe(path, spec), spec=spec, **kwargs)
 

@@ -255,6 +255,23 @@ def test_the_files_we_write_and_the_shipped_model_pass_the_bounds(files):
         check_model_file(path)  # raises on a refusal
 
 
+def test_only_the_verified_shipped_model_skips_the_bounds(monkeypatch, tmp_path):
+    """The shipped model, its sha256 checked against release.json, loads without a second build of
+    its config; the same bytes anywhere else are bounded like any file."""
+    from facenet_mtl.artifact import loading
+    from facenet_mtl.inference.predictor import FacePredictor
+    from facenet_mtl.weights import release_model_path
+
+    checked = []
+    monkeypatch.setattr(loading, "check_model_file", checked.append)
+    FacePredictor.from_path(None)
+    assert checked == []
+    copy = tmp_path / "release.h5"
+    shutil.copy(release_model_path(), copy)
+    FacePredictor.from_path(copy)
+    assert checked == [copy]
+
+
 def test_a_saved_model_declaring_more_variables_than_it_stores_is_refused(files, tmp_path):
     folder = tmp_path / "saved_model"
     save_saved_model(files["model"], folder)
