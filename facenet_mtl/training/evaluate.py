@@ -60,16 +60,17 @@ def predict_split(model, built, split, batch_size=128, limit=0, partition_seed=0
 
 def pooled_predictions(model, built, split, limit=0, partition_seed=0):
     """(predictions, labels) of `model` over `split` of every dataset in `built` ({name: BuiltDataset}), pooled."""
-    preds, labels = {}, {}
-    for dataset in built.values():
-        if not dataset.size(split):
-            continue
-        p, l = predict_split(model, dataset, split, limit=limit, partition_seed=partition_seed)
-        for name, value in p.items():
-            preds.setdefault(name, []).append(value)
-        for name, value in l.items():
-            labels.setdefault(name, []).append(value)
-    return ({k: np.concatenate(v) for k, v in preds.items()}, {k: np.concatenate(v) for k, v in labels.items()})
+    return _pooled([predict_split(model, dataset, split, limit=limit, partition_seed=partition_seed)
+                    for dataset in built.values() if dataset.size(split)])
+
+
+def _pooled(parts):
+    """[(predictions, labels), ...] of several datasets -> one (predictions, labels), concatenated by
+    name; two empty dicts for none."""
+    if not parts:
+        return {}, {}
+    return tuple({name: np.concatenate([part[side][name] for part in parts]) for name in parts[0][side]}
+                 for side in (0, 1))
 
 
 def task_metrics(preds, labels, heads=None):
@@ -135,7 +136,7 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
         raise DataError(root, f"no dataset has a split '{split}' (built splits: "
                         + "; ".join(f"{name}: {dataset.built_splits()}" for name, dataset in built.items()) + ")",
                         "choose one of the built splits with --split")
-    by_dataset, all_preds, all_labels, by_group, seconds = {}, {}, {}, {}, {}
+    by_dataset, parts, by_group, seconds = {}, [], {}, {}
     for name in datasets:
         if split not in built[name].splits:
             continue
@@ -145,14 +146,10 @@ def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0,
         by_dataset[name] = task_metrics(preds, labels, heads)
         if by:
             by_group[name] = metrics_by_group(preds, labels, by, heads)
-        for k, v in preds.items():
-            all_preds.setdefault(k, []).append(v)
-        for k, v in labels.items():
-            all_labels.setdefault(k, []).append(v)
+        parts.append((preds, labels))
     if not by_dataset:
         return {"overall": {"n": 0}, "by_dataset": {}}
-    pooled_preds = {k: np.concatenate(v) for k, v in all_preds.items()}
-    pooled_labels = {k: np.concatenate(v) for k, v in all_labels.items()}
+    pooled_preds, pooled_labels = _pooled(parts)
     result = {"overall": task_metrics(pooled_preds, pooled_labels, heads), "by_dataset": by_dataset,
               "seconds_by_dataset": seconds, "calibration": calibration_report(pooled_preds, pooled_labels)}
     if by:

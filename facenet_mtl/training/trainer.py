@@ -164,9 +164,10 @@ def finish_run(cfg, model, run):
     network = product
     product = with_test_time_views(product, flip=cfg.model.test_time_flip, crops=cfg.model.test_time_crops,
                                    crop_scale=cfg.model.test_time_crop_scale)
+    built = _open_datasets(cfg)
     calibration = None
     if cfg.train.calibrate:  # before the export: the files hold the calibrated heads
-        before = {split: pooled_predictions(product, _open_datasets(cfg), split, cfg.data.limit, cfg.data.partition_seed)
+        before = {split: pooled_predictions(product, built, split, cfg.data.limit, cfg.data.partition_seed)
                   for split in (cfg.data.valid_split, cfg.data.test_split)}
         calibration = calibrate(network, before, cfg.data.valid_split, log=lambda line: log.info(f"[{cfg.name}] {line}"))
     temperatures = (calibration or {}).get("temperatures") or None
@@ -178,7 +179,6 @@ def finish_run(cfg, model, run):
                "bn_recalibration_batches": recalibrated}
     if calibration is not None:
         metrics["calibration"] = calibration
-    built = _open_datasets(cfg)
     for split in (cfg.data.valid_split, cfg.data.test_split):
         sets = _datasets_with_split(built, split)
         if sets:
