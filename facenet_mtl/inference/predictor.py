@@ -73,8 +73,10 @@ def _trace_inference_calls(network):
     calls keep its own `call`. False (and nothing changed) for a network of several inputs."""
     import tensorflow as tf
 
-    if isinstance(network.input_shape, list) or getattr(network.call, "traced_for_inference", False):
-        return not isinstance(network.input_shape, list)
+    if isinstance(network.input_shape, list):
+        return False
+    if getattr(network.call, "traced_for_inference", False):  # another predictor did it
+        return True
     call = network.call
     traced = tf.function(lambda x: call(x, training=False), autograph=False,
                          input_signature=[tf.TensorSpec([None, *network.input_shape[1:]], tf.float32)])

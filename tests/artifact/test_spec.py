@@ -58,6 +58,7 @@ def test_a_file_written_before_the_spec_derives_it_and_predicts_the_same(tmp_pat
     assert derived.spec.derived and derived.spec.task_names == stated.spec.task_names
     assert derived.spec.labels() == stated.spec.labels()
     assert (derived.spec.input_size, derived.spec.margin) == (stated.spec.input_size, stated.spec.margin)
+    assert not derived.spec.calibration and stated.spec.calibration
     before, after = whole_model_outputs(derived.model), whole_model_outputs(stated.model)
     assert all(np.array_equal(before[k], after[k]) for k in after)
     assert derived.predict_faces(BATCH) == stated.predict_faces(BATCH)
