@@ -48,12 +48,18 @@ PAD_BELOW = 640  # pixels: images up to this side are padded before detection
 BATCH_CANVAS = 256  # pixels: the square each image is scaled onto for batched detection
 
 
-def _padded(rgb):
+def _border(shape) -> int:
     """A face that fills a small image (a face crop given as a photo) is missed unless the image
-    has some room around it: small images get a black border of a quarter of their side."""
+    has some room around it: images up to `PAD_BELOW` px get a black border of a quarter of their
+    longer side (this many pixels on each side)."""
+    return int(0.25 * max(shape[:2])) if max(shape[:2]) <= PAD_BELOW else 0
+
+
+def _padded(rgb):
+    """`rgb` with its black border (`_border`), and the border's width."""
     import cv2
 
-    pad = int(0.25 * max(rgb.shape[:2])) if max(rgb.shape[:2]) <= PAD_BELOW else 0
+    pad = _border(rgb.shape)
     if not pad:
         return rgb, 0
     return cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0)), pad
@@ -99,37 +105,33 @@ class FaceDetector:
         return self.detect_many([rgb])[0]
 
     def detect_many(self, rgbs: Sequence[np.ndarray], batch_size: int = 16) -> list[list[Face]]:
-        """`detect` for each image, at its own resolution: images of one shape (after `_padded`)
+        """`detect` for each image, at its own resolution: images of one shape (each in its `_border`)
         go through MTCNN together, `batch_size` at a time, so each finds what it finds alone
         (same pyramid, same pixels) at a fraction of the cost. Results in input order."""
-        prepared = []
-        for rgb in rgbs:
-            rgb = images.load_rgb(rgb)  # grey and RGBA -> RGB; MTCNN takes 3 channels only
-            padded, pad = _padded(rgb)
-            prepared.append((padded, rgb.shape, pad))
+        prepared = [images.load_rgb(rgb) for rgb in rgbs]  # grey and RGBA -> RGB: MTCNN takes 3 channels
         by_shape: dict[tuple, list[int]] = {}
-        for index, (padded, _, _) in enumerate(prepared):
-            by_shape.setdefault(padded.shape, []).append(index)
+        for index, rgb in enumerate(prepared):
+            by_shape.setdefault(rgb.shape, []).append(index)
         results: list[list[Face]] = [[] for _ in prepared]
-        for members in by_shape.values():
+        for shape, members in by_shape.items():
+            pad = _border(shape)
+            scale = min(1.0, self.search_side / (max(shape[:2]) + 2 * pad)) if self.search_side else 1.0
             for start in range(0, len(members), batch_size):
                 chunk = members[start:start + batch_size]
-                side = max(prepared[chunk[0]][0].shape[:2])
-                scale = min(1.0, self.search_side / side) if self.search_side else 1.0
-                found = self._run(np.stack([prepared[i][0] for i in chunk]), self.min_size, scale,
-                                  pad=prepared[chunk[0]][2])
+                found = self._run(np.stack([prepared[i] for i in chunk]), self.min_size, scale, pad=pad)
                 for i, faces in zip(chunk, found):
-                    results[i] = self._faces(faces, prepared[i][1], prepared[i][2], 1.0)
+                    results[i] = self._faces(faces, shape, pad, 1.0)
         return results
 
     def _run(self, batch: np.ndarray, min_face_size: int, search_scale: float = 1.0,
              pad: int = 0) -> list[list[dict]]:
-        """MTCNN's three stages over a batch of same-shape uint8 images, one list of detections
-        (mtcnn's JSON, xyxy) per image. The batch is normalised once into one float32 tensor, by
-        lookup (`MTCNN.detect_faces` converted a float64 copy for every pyramid level, which cost more
-        than the networks; the values, k/128 - 0.99609375, are exact in float32, so every pyramid
-        level is the same to the bit), and the proposal network skips the windows that see only
-        the black border `pad` px wide around each image (`_proposals`).
+        """MTCNN's three stages over a batch of same-shape uint8 images, each searched inside a
+        black border `pad` px wide (`_border`), one list of detections (mtcnn's JSON, xyxy, in the
+        bordered image's pixels) per image. The bordered batch is built normalised, in float32:
+        the border is one constant and the image is normalised by lookup (`MTCNN.detect_faces`
+        converted a float64 copy for every pyramid level, which cost more than the networks; the
+        values, k/128 - 0.99609375, are exact in float32); the proposal network skips the windows
+        that see only the border (`_proposals`).
 
         `search_scale` < 1: the proposal network (P-Net, most of the cost) searches a copy
         scaled by it, and R-Net and O-Net refine its proposals on the full-resolution image, so
@@ -139,24 +141,28 @@ class FaceDetector:
         from mtcnn.utils.bboxes import limit_bboxes, to_json
 
         pnet, *refiners = self._detector().stages
-        shape = np.array(batch.shape[1:])
-        full = tf.constant(NORMALISED[batch])
-        search, search_shape = full, shape
+        count, height, width = batch.shape[:3]
+        shape = np.array([height + 2 * pad, width + 2 * pad, 3])
+        bordered = np.full((count, *shape), NORMALISED[0], np.float32)
+        bordered[:, pad:pad + height, pad:pad + width] = NORMALISED[batch]
+        bordered = tf.constant(bordered)
+        search, search_shape = bordered, shape
         if search_scale < 1:
             import cv2
 
             search_shape = np.array([max(12, round(side * search_scale)) for side in shape[:2]] + [3])
             size = (int(search_shape[1]), int(search_shape[0]))
-            small = np.stack([cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) for rgb in batch])
-            search = tf.constant(NORMALISED[small])
-        content = (pad, pad, shape[0] - pad, shape[1] - pad)  # top, left, bottom, right in `batch`
+            search = NORMALISED[np.stack([
+                cv2.resize(cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0)),
+                           size, interpolation=cv2.INTER_AREA) for rgb in batch])]
+        content = (pad, pad, shape[0] - pad, shape[1] - pad)  # top, left, bottom, right in `bordered`
         ratio = search_shape[:2] / shape[:2]
         try:
             boxes = _proposals(pnet._model, search, min_face_size,
                                content=tuple(np.array(content) * np.tile(ratio, 2)) if pad else None)
             boxes[:, 1:5] *= [shape[1] / search_shape[1], shape[0] / search_shape[0]] * 2
             for stage in refiners:
-                boxes = stage(images_normalized=full, bboxes_batch=boxes)
+                boxes = stage(images_normalized=bordered, bboxes_batch=boxes)
         except (tf.errors.InvalidArgumentError, ValueError):  # no proposal at all; or a pyramid
             return [[] for _ in batch]                        # shrunk below MTCNN's kernels
         boxes = limit_bboxes(boxes, images_shapes=np.array([shape] * len(batch)), limit_landmarks=False)
@@ -185,7 +191,7 @@ class FaceDetector:
         results = []
         for start in range(0, len(prepared), batch_size):
             chunk = prepared[start:start + batch_size]
-            found = self._run(np.stack(chunk), self.min_size) if chunk else []
+            found = self._run(np.stack(chunk), self.min_size) if chunk else []  # bordered already
             for faces, (shape, pad, scale) in zip(found, shapes[start:start + batch_size]):
                 results.append(self._faces(faces, shape, pad, scale))
         return results
@@ -224,6 +230,7 @@ def _proposals(pnet, images, min_face_size: int, content=None, scale_factor: flo
     from mtcnn.utils.bboxes import generate_bounding_box, resize_to_square, smart_nms_from_bboxes, upscale_bboxes
     from mtcnn.utils.images import build_scale_pyramid
 
+    images = tf.convert_to_tensor(images)
     count, height, width = (int(v) for v in images.shape[:3])
     found = []
     for scale in build_scale_pyramid(width, height, min_face_size=min_face_size, scale_factor=scale_factor):
