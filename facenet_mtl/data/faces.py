@@ -127,11 +127,10 @@ class FaceDetector:
              pad: int = 0) -> list[list[dict]]:
         """MTCNN's three stages over a batch of same-shape uint8 images, each searched inside a
         black border `pad` px wide (`_border`), one list of detections (mtcnn's JSON, xyxy, in the
-        bordered image's pixels) per image. The bordered batch is built normalised, in float32:
-        the border is one constant and the image is normalised by lookup (`MTCNN.detect_faces`
-        converted a float64 copy for every pyramid level, which cost more than the networks; the
-        values, k/128 - 0.99609375, are exact in float32); the proposal network skips the windows
-        that see only the border (`_proposals`).
+        bordered image's pixels) per image. The bordered batch is normalised once, in float32
+        (`_normalised`; `MTCNN.detect_faces` converted a float64 copy for every pyramid level,
+        which cost more than the networks), and the proposal network skips the windows that see
+        only the border (`_proposals`).
 
         `search_scale` < 1: the proposal network (P-Net, most of the cost) searches a copy
         scaled by it, and R-Net and O-Net refine its proposals on the full-resolution image, so
@@ -141,20 +140,18 @@ class FaceDetector:
         from mtcnn.utils.bboxes import limit_bboxes, to_json
 
         pnet, *refiners = self._detector().stages
-        count, height, width = batch.shape[:3]
+        height, width = batch.shape[1:3]
         shape = np.array([height + 2 * pad, width + 2 * pad, 3])
-        bordered = np.full((count, *shape), NORMALISED[0], np.float32)
-        bordered[:, pad:pad + height, pad:pad + width] = NORMALISED[batch]
-        bordered = tf.constant(bordered)
+        bordered = _normalised(batch, pad)
         search, search_shape = bordered, shape
         if search_scale < 1:
             import cv2
 
             search_shape = np.array([max(12, round(side * search_scale)) for side in shape[:2]] + [3])
             size = (int(search_shape[1]), int(search_shape[0]))
-            search = NORMALISED[np.stack([
+            search = _normalised(np.stack([
                 cv2.resize(cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0)),
-                           size, interpolation=cv2.INTER_AREA) for rgb in batch])]
+                           size, interpolation=cv2.INTER_AREA) for rgb in batch]))
         content = (pad, pad, shape[0] - pad, shape[1] - pad)  # top, left, bottom, right in `bordered`
         ratio = search_shape[:2] / shape[:2]
         try:
@@ -213,6 +210,19 @@ class FaceDetector:
 
 
 NORMALISED = (np.arange(256, dtype=np.float32) - 127.5) / 128  # MTCNN's input for each uint8 value
+
+
+def _normalised(batch: np.ndarray, pad: int = 0):
+    """A batch of uint8 images as MTCNN's input, `NORMALISED[batch]` inside a black border `pad`
+    px wide, as one float32 tensor: k / 128 - 0.99609375 is exact in float32 for every k, so
+    these are `NORMALISED`'s values to the bit (and mtcnn's own float64 values, rounded), computed
+    by TensorFlow on every core (a third of numpy's lookup, fill and copy)."""
+    import tensorflow as tf
+
+    scaled = tf.cast(tf.convert_to_tensor(batch), tf.float32) * (1 / 128) - 0.99609375
+    if not pad:
+        return scaled
+    return tf.pad(scaled, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=float(NORMALISED[0]))
 PNET_WINDOW = 12  # pixels of a pyramid level that one P-Net output sees (stride 2)
 
 
