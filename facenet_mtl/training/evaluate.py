@@ -127,11 +127,12 @@ def grouped_datasets(root, datasets, split, groupings):
 
 
 def evaluate_model(model, root, datasets, split="test", batch_size=128, limit=0, partition_seed=0, by=(),
-                   heads=None):
+                   heads=None, built=None):
     """{"overall": metrics, "by_dataset": {name: metrics}} for the datasets that have `split`;
     with `by` (groupings from GROUPINGS), also {"by_group": {dataset: {grouping: {group: metrics}}}}.
-    A `DataError` naming the built splits when none of the datasets has `split`."""
-    built = {name: BuiltDataset.open(root, name) for name in datasets}
+    A `DataError` naming the built splits when none of the datasets has `split`. `built`: the
+    datasets already opened ({name: BuiltDataset}, e.g. the trainer's); the others are opened here."""
+    built = {name: (built or {}).get(name) or BuiltDataset.open(root, name) for name in datasets}
     if datasets and not any(split in dataset.splits for dataset in built.values()):
         raise DataError(root, f"no dataset has a split '{split}' (built splits: "
                         + "; ".join(f"{name}: {dataset.built_splits()}" for name, dataset in built.items()) + ")",

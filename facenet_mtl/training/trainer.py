@@ -182,8 +182,8 @@ def finish_run(cfg, model, run):
     for split in (cfg.data.valid_split, cfg.data.test_split):
         sets = _datasets_with_split(built, split)
         if sets:
-            metrics["splits"][split] = evaluate_model(product, cfg.data.root, sets, split,
-                                                      limit=cfg.data.limit, partition_seed=cfg.data.partition_seed)
+            metrics["splits"][split] = evaluate_model(product, cfg.data.root, sets, split, limit=cfg.data.limit,
+                                                      partition_seed=cfg.data.partition_seed, built=built)
     for split, figures in (calibration or {}).items():
         if split in metrics["splits"]:  # the folded model's figures: the evaluation's own
             figures["after"] = metrics["splits"][split]["calibration"]["overall"]
