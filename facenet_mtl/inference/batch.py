@@ -1,5 +1,6 @@
-"""Predict over many image files: decoded ahead in a thread, detected once each, batched through
-the model, annotated from the pixels already decoded, one record per image in input order.
+"""Predict over many image files: decoded and detected ahead on a thread (the next batch's faces
+are found while the model reads this batch's), detected once each, batched through the model,
+annotated from the pixels already decoded, one record per image in input order.
 
     for record in predict_files(facenet_mtl.load(), paths, out_dir="annotated/"):
         print(record["path"], len(record["faces"]))
@@ -43,17 +44,16 @@ def predict_files(predictor: FacePredictor | Future[FacePredictor], paths: Itera
     out_dir = check_out_dir(out_dir) if out_dir is not None else None
     chunks = [list(range(start, min(start + batch_size, len(paths)))) for start in range(0, len(paths), batch_size)]
     show = len(paths) >= PROGRESS_FROM if progress is None else progress
-    with ThreadPoolExecutor(1) as reader, tqdm(total=len(paths), unit="img", file=sys.stderr,
+    with ThreadPoolExecutor(1) as finder, tqdm(total=len(paths), unit="img", file=sys.stderr,
                                                disable=not show, dynamic_ncols=True) as bar:
-        upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[0]]) if chunks else None
+        upcoming = finder.submit(_decode_and_locate, predictor, [paths[i] for i in chunks[0]], detect) \
+            if chunks else None
         predictor = loaded(predictor)
         for number, chunk in enumerate(chunks):
-            decoded = upcoming.result()  # type: ignore[union-attr]  # set whenever there are chunks
+            decoded, readable, located = upcoming.result()  # type: ignore[union-attr]  # set whenever there are chunks
             if number + 1 < len(chunks):
-                upcoming = reader.submit(_decode_all, [paths[i] for i in chunks[number + 1]])
-            readable = [(i, rgb) for i, (rgb, _) in zip(chunk, decoded) if not isinstance(rgb, DataError)]
-            results = dict(zip((i for i, _ in readable), predictor.predict_arrays([rgb for _, rgb in readable],
-                                                                                   detect=detect)))
+                upcoming = finder.submit(_decode_and_locate, predictor, [paths[i] for i in chunks[number + 1]], detect)
+            results = dict(zip((chunk[j] for j in readable), predictor.describe_faces(located)))
             for i, (rgb, scale) in zip(chunk, decoded):
                 if isinstance(rgb, DataError):
                     yield make_record(predictor.card, paths[i], [], error=str(rgb))
@@ -63,6 +63,16 @@ def predict_files(predictor: FacePredictor | Future[FacePredictor], paths: Itera
                 yield make_record(predictor.card, paths[i], in_original_pixels(results[i], scale),
                                   annotated=written and str(written))
             bar.update(len(chunk))
+
+
+def _decode_and_locate(predictor, paths, detect):
+    """The finder thread's part of a chunk: `(decoded, readable, located)`, each path decoded
+    (`_decode_all`), the positions of the readable ones, and their faces found and cropped
+    (`FacePredictor.locate_faces`), while the caller's thread runs the model on the chunk before."""
+    decoded = _decode_all(paths)
+    readable = [j for j, (rgb, _) in enumerate(decoded) if not isinstance(rgb, DataError)]
+    located = loaded(predictor).locate_faces([decoded[j][0] for j in readable], detect=detect)
+    return decoded, readable, located
 
 
 def _decode_all(paths):

@@ -17,7 +17,9 @@ import os
 import threading
 import warnings
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -39,6 +41,17 @@ def __getattr__(name):
 
         return getattr(loading, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass
+class LocatedFaces:
+    """What detection found in a batch of `images` images: the model's input `crops` (N, S, S, 3)
+    (None: no face), each crop's image index (`owners`) and its (box, detector score) (`found`)."""
+
+    images: int
+    crops: Optional[np.ndarray]
+    owners: list
+    found: list
 
 
 class NoFaceWarning(UserWarning):
@@ -193,7 +206,14 @@ class FacePredictor:
 
         Detection runs once per image, images of one size together (`detect_many`: the same
         faces as one by one); the crops of all the images go through the model together.
+        `locate_faces` and `describe_faces` are its two halves, for a caller that runs them on
+        two threads (detecting the next images while the model reads these).
         """
+        return self.describe_faces(self.locate_faces(rgbs, detect=detect))
+
+    def locate_faces(self, rgbs, detect=True):
+        """The detection half of `predict_arrays`: the faces found in each image and their crops
+        for the model, as a `LocatedFaces` for `describe_faces`."""
         rgbs = [images.load_rgb(rgb) for rgb in rgbs]
         detected = self.detect_many(rgbs) if detect else [[None] for _ in rgbs]
         crops, owners, found = [], [], []
@@ -206,10 +226,15 @@ class FacePredictor:
                     crops.append(self._crop(rgb, face))
                     found.append(([int(v) for v in face.box], round(float(face.score), 4)))
                 owners.append(index)
-        results = [[] for _ in rgbs]
-        if crops:
-            for owner, (box, score), described in zip(owners, found, self.predict_faces(np.stack(crops))):
-                results[owner].append({"box": box, "confidence": score, **described})
+        return LocatedFaces(len(rgbs), np.stack(crops) if crops else None, owners, found)
+
+    def describe_faces(self, located):
+        """The model half of `predict_arrays`: a `LocatedFaces` -> one list of faces per image."""
+        results = [[] for _ in range(located.images)]
+        if located.crops is not None:
+            described = self.predict_faces(located.crops)
+            for owner, (box, score), face in zip(located.owners, located.found, described):
+                results[owner].append({"box": box, "confidence": score, **face})
         return results
 
     def detect(self, rgb):
