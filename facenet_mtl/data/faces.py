@@ -223,6 +223,8 @@ def _normalised(batch: np.ndarray, pad: int = 0):
     if not pad:
         return scaled
     return tf.pad(scaled, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=float(NORMALISED[0]))
+
+
 PNET_WINDOW = 12  # pixels of a pyramid level that one P-Net output sees (stride 2)
 
 
