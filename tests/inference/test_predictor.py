@@ -281,3 +281,34 @@ def test_trace_whole_traces_the_view_averaging_model_itself():
     crops = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(predictor._forward(crops)["gender"]),
                                np.asarray(model(crops, training=False)["gender"]), atol=1e-5)
+
+
+def test_predict_files_detects_ahead_and_gives_each_image_what_predict_gives_it(model_path, photo, tmp_path):
+    """`predict_files` finds the next batch's faces on its thread while the model reads this
+    batch's: over several batches, with an unreadable file among them, every image gets in order
+    what `predict` gives it alone, and the bad file only its own error."""
+    from facenet_mtl.inference.batch import predict_files
+
+    path, _ = photo
+    rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    paths = []
+    for index, shift in enumerate([0, 90, -120, 40, 150]):
+        paths.append(tmp_path / f"photo{index}.jpg")
+        cv2.imwrite(str(paths[-1]), cv2.cvtColor(np.roll(rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    paths.insert(3, broken)
+    predictor = FacePredictor.from_path(model_path)
+    records = list(predict_files(predictor, paths, batch_size=2, progress=False))
+    assert [record["path"] for record in records] == [str(p) for p in paths]
+    assert "error" in records[3] and str(broken) in records[3]["error"]
+    boxes = set()
+    for p, record in zip(paths, records):
+        if p == broken:
+            continue
+        alone = predictor.predict(p)
+        assert len(record["faces"]) == len(alone) == 1
+        assert record["faces"][0]["box"] == alone[0]["box"]
+        assert record["faces"][0]["age"] == pytest.approx(alone[0]["age"], abs=0.11)
+        boxes.add(tuple(record["faces"][0]["box"]))
+    assert len(boxes) == 5  # each image's own face, not a neighbour's
