@@ -27,6 +27,7 @@ from facenet_mtl import tasks as task_registry
 from facenet_mtl.data import images
 from facenet_mtl.data.faces import FaceDetector, crop_face
 from facenet_mtl.errors import DataError
+from facenet_mtl.inference.forward import compiled_forward
 from facenet_mtl.inference.model_card import ModelCard, describe
 from facenet_mtl.inference.records import in_original_pixels
 
@@ -58,52 +59,6 @@ class NoFaceWarning(UserWarning):
     """An image in which the detector found no face (its result is an empty list)."""
 
 
-def _compiled_forward(model, whole=False):
-    """The model's forward pass with its networks traced: eager calls of a deep functional model
-    on a CPU spend more time dispatching ops than computing (ResNet-18, one face: ~87 ms eager).
-
-    A model that averages test-time views calls one network per view (the shipped model: ten);
-    tracing the whole model traces that network ten times (4.5 s on a 2-core CPU before the
-    first face). Instead each nested network is traced once (`_trace_inference_calls`, ~0.6 s)
-    and the view layers around it run eagerly: the same numbers within float32's rounding, and
-    ~45 ms more per call (2-core CPU; 0.7 ms a face at 64 faces a call). `whole`: trace the
-    whole model, for a long-lived process (a server) that pays the seconds once."""
-    import keras
-    import tensorflow as tf
-
-    if not isinstance(model, keras.Model):
-        return lambda x: model(x, training=False)
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if nested and not whole and all(_trace_inference_calls(network) for network in nested):
-        return functools.partial(model, training=False)
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True,
-                       autograph=False)
-
-
-def _trace_inference_calls(network):
-    """Make `network`'s inference calls (training falsy, no mask) run one traced graph; training
-    calls keep its own `call`. False (and nothing changed) for a network of several inputs."""
-    import tensorflow as tf
-
-    if isinstance(network.input_shape, list):
-        return False
-    if getattr(network.call, "traced_for_inference", False):  # another predictor did it
-        return True
-    call = network.call
-    traced = tf.function(lambda x: call(x, training=False), autograph=False,
-                         input_signature=[tf.TensorSpec([None, *network.input_shape[1:]], tf.float32)])
-
-    def inference_call(inputs, training=None, mask=None):
-        if training or mask is not None:
-            return call(inputs, training=training, mask=mask)
-        return traced(inputs)
-
-    inference_call.traced_for_inference = True
-    network.call = inference_call
-    return True
-
-
 class FacePredictor:
     """A face model plus the detector and crop that feed it.
 
@@ -118,8 +73,9 @@ class FacePredictor:
     distribution (`tasks.age_range`). `spec` (a `ModelSpec`; None: derived from the model's
     outputs) says which heads there are, their labels, the input size and the crop's margin.
     `card` (a `ModelCard`) names the model in every output: `model_id`, and `warning` when the
-    model was not trained on real faces. `trace_whole`: trace the whole model rather than its
-    network alone (`_compiled_forward`): seconds more at start, less per call after.
+    model was not trained on real faces. `trace_whole`: for a model with nested networks that is not a
+    test-time-views model, trace it whole (`compiled_forward`): seconds more at start, less per
+    call after.
     """
 
     def __init__(self, model, detector=None, margin=None, batch_size=64, card=None, spec=None, trace_whole=False):
@@ -135,7 +91,7 @@ class FacePredictor:
         self.card = card or ModelCard(id=getattr(model, "name", "model"))
         self.card.input_size = self.input_size
         self.card.set_spec(self.spec)
-        self._forward = _compiled_forward(model, whole=trace_whole)
+        self._forward = compiled_forward(model, whole=trace_whole)
 
     @classmethod
     def from_path(cls, path=None, trust_saved_model=False, **kwargs):

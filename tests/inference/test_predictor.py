@@ -245,10 +245,11 @@ def test_a_users_model_is_named_by_file_and_digest_and_demo_runs_are_flagged(tmp
     assert flagged.model_id.startswith("demo-mtl/model.keras-") and "generated demo faces" in flagged.warning
 
 
-def test_a_view_averaging_model_traces_its_network_once_and_answers_as_the_model(tmp_path):
-    """The predictor traces the network inside a test-time-views model once (not once per view)
-    and runs the views around it eagerly: the model's own numbers; training calls of that network
-    keep its own `call` (BatchNorm on batch statistics), and the file saved after still loads."""
+def test_a_view_averaging_model_runs_its_views_as_one_batch_and_answers_as_the_model(tmp_path):
+    """The predictor runs a test-time-views model's views as one batch through its network,
+    traced once whatever the batch size: the model's own numbers, output by output; the network's
+    own calls are untouched (a training call still uses batch statistics), and the file saved
+    after still loads and answers the same way."""
     from facenet_mtl.models.flip_average import with_test_time_views
 
     network = build_model("compact", ("age", "gender", "emotion", "smile"), 32,
@@ -257,11 +258,13 @@ def test_a_view_averaging_model_traces_its_network_once_and_answers_as_the_model
     crops = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     expected = {k: np.asarray(v) for k, v in model(crops, training=False).items()}
     predictor = FacePredictor(model)
-    assert getattr(network.call, "traced_for_inference", False)
     got = predictor._forward(crops)
+    assert set(got) == set(expected)
     for name, value in expected.items():
         np.testing.assert_allclose(np.asarray(got[name]), value, atol=1e-5)
-    assert predictor._forward.func is model  # the views around the traced network run eagerly
+    predictor._forward(crops[:3])
+    assert predictor._forward.experimental_get_tracing_count() == 1
+    assert not hasattr(network.call, "traced_for_inference")
     trained = np.asarray(network(crops, training=True)["emotion"])
     assert np.abs(trained - np.asarray(network(crops, training=False)["emotion"])).max() > 1e-4
     expected = {k: np.asarray(v) for k, v in model(crops, training=False).items()}  # its BatchNorm moved
@@ -271,16 +274,31 @@ def test_a_view_averaging_model_traces_its_network_once_and_answers_as_the_model
         np.testing.assert_allclose(np.asarray(again._forward(crops)[name]), value, atol=1e-5)
 
 
-def test_trace_whole_traces_the_view_averaging_model_itself():
+def test_view_parts_reads_the_views_and_the_order_of_each_average():
+    """`view_parts` finds the views in the order of the network's calls and, per output, the
+    network's output of that name; a model of another shape (an output that is not an average
+    of the network's calls) is run as it is."""
+    import keras
+
+    from facenet_mtl.inference.forward import compiled_forward, view_parts
     from facenet_mtl.models.flip_average import with_test_time_views
 
-    network = build_model("compact", ("gender",), 32, backbone_args={"widths": (8,), "stem_width": 8})
+    network = build_model("compact", ("gender", "smile"), 32, backbone_args={"widths": (8,), "stem_width": 8})
     model = with_test_time_views(network, flip=True)
-    predictor = FacePredictor(model, trace_whole=True)
-    assert not getattr(network.call, "traced_for_inference", False)
-    crops = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(np.asarray(predictor._forward(crops)["gender"]),
-                               np.asarray(model(crops, training=False)["gender"]), atol=1e-5)
+    views, found, averaged = view_parts(model)
+    assert found is network and averaged == {"gender": ("gender", [0, 1]), "smile": ("smile", [0, 1])}
+    crops = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    plain, mirrored = (np.asarray(v) for v in views(crops))
+    np.testing.assert_array_equal(plain, crops)
+    np.testing.assert_allclose(mirrored, crops[:, :, ::-1], atol=1e-4)
+
+    image = keras.Input((32, 32, 3))
+    first, second = network(image), network(keras.layers.Rescaling(0.5)(image))
+    mixed = keras.Model(image, {"gender": keras.layers.Average(name="gender")([first["gender"], second["gender"]]),
+                                "smile": keras.layers.Maximum(name="smile")([first["smile"], second["smile"]])})
+    assert view_parts(mixed) is None and view_parts(network) is None
+    np.testing.assert_allclose(np.asarray(compiled_forward(mixed)(crops)["smile"]),
+                               np.asarray(mixed(crops, training=False)["smile"]), atol=1e-5)
 
 
 def test_predict_files_detects_ahead_and_gives_each_image_what_predict_gives_it(model_path, photo, tmp_path):
