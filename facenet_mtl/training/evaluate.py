@@ -11,6 +11,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from facenet_mtl.artifact.forward import compiled_forward
 from facenet_mtl.data import balance
 from facenet_mtl.training.calibration import calibration_report
 from facenet_mtl.data.built_dataset import BuiltDataset
@@ -27,13 +28,10 @@ _FORWARD = weakref.WeakKeyDictionary()
 
 
 def traced_forward(model):
-    """`model`'s inference pass as one traced function, made once per model (the last, smaller
-    batch of a split retraces it once): eager calls cost a model that averages 10 views per face
-    about half as much again."""
+    """`model`'s inference pass compiled once per model (`artifact.forward.compiled_forward`, whole:
+    a test-time-views model runs its views as one batch through its network, traced once)."""
     if model not in _FORWARD:
-        held = weakref.ref(model)  # the function must not keep its key alive
-        _FORWARD[model] = tf.function(lambda images: held()(tf.cast(images, tf.float32), training=False),
-                                      reduce_retracing=True)
+        _FORWARD[model] = compiled_forward(model, whole=True)
     return _FORWARD[model]
 
 
@@ -47,7 +45,7 @@ def predict_split(model, built, split, batch_size=128, limit=0, partition_seed=0
     preds, labels = {}, {k: [] for k in LABELS}
     labels["file_id"] = []
     for batch in ds:
-        out = forward(batch["image"])
+        out = forward(tf.cast(batch["image"], tf.float32))
         for name, value in dict(out).items():
             preds.setdefault(name, []).append(np.asarray(value, np.float32))
         for k in LABELS:

@@ -1,5 +1,6 @@
 """A model file's forward pass, compiled for prediction: `compiled_forward(model)(crops)` gives
-what `model(crops, training=False)` gives, at less cost per call.
+what `model(crops, training=False)` gives, at less cost per call (prediction, serving and
+evaluation alike).
 
 Eager calls of a deep functional model on a CPU spend more time dispatching ops than computing
 (ResNet-18, one face: ~87 ms eager), so the pass is traced. A model that averages test-time views
@@ -24,7 +25,12 @@ def compiled_forward(model, whole=False):
     (`view_parts`). Another model with nested networks: each network traced once and the layers
     around them run eagerly (~45 ms a call more than tracing it whole, but seconds less to start),
     or with `whole` the whole model traced, for a long-lived process. Anything else that is not a
-    Keras model (a SavedModel's endpoint) is called as it is."""
+    Keras model (a SavedModel's endpoint) is called as it is.
+
+    Traced by its views or whole, the pass holds no reference to `model` itself: its caller keeps
+    the model, and a cache keyed weakly by the model can hold the pass."""
+    import weakref
+
     import keras
     import tensorflow as tf
 
@@ -37,7 +43,8 @@ def compiled_forward(model, whole=False):
     if nested and not whole and all(_trace_inference_calls(network) for network in nested):
         return functools.partial(model, training=False)
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True,
+    held = weakref.ref(model)
+    return tf.function(lambda x: held()(x, training=False), input_signature=[spec], reduce_retracing=True,
                        autograph=False)
 
 
