@@ -151,36 +151,45 @@ def calibration_markdown(info: Mapping[str, Any]) -> str:
 def training_stages(run_dir: str | Path) -> list[dict[str, Any]]:
     """The stages that trained `run_dir`'s model, first to last: {"run", "epochs", "train_seconds"}.
 
-    Follows each run's `init` back: to a run directory beside it (runs/<init>/), or to the
-    package's release model (a warm restart of the shipped weights), whose stages release.json
-    holds; a model file from elsewhere ends the chain with what is known of it (its path only).
+    Follows each run's `init` (or each model of its `average`) back: to a run directory beside
+    it (runs/<init>/), or to the package's release model (a warm restart of the shipped weights),
+    whose stages release.json holds; a model file from elsewhere ends the chain with what is known
+    of it (its path only). A stage two later stages descend from (an average of warm restarts of
+    one model) is listed once, before both.
     """
+    stages, seen = [], set()
+    _add_stages(Path(run_dir), stages, seen)
+    return stages
+
+
+def _add_stages(run_dir, stages, seen):
+    """Append `run_dir`'s ancestors not yet in `seen`, then its own stage."""
     from facenet_mtl.weights import release_info
 
-    stages, seen, run_dir = [], set(), Path(run_dir)
-    while run_dir is not None and run_dir.resolve() not in seen:
-        seen.add(run_dir.resolve())
-        config = json.loads((run_dir / "config.json").read_text())
-        metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-        stages.append({"run": config.get("name", run_dir.name), "epochs": metrics.get("epochs"),
-                       "train_seconds": metrics.get("train_seconds")})
-        init, parent, run_dir = config.get("init") or "", run_dir.parent, None
-        if not init or config.get("stage") != "finetune":
-            break
-        if (parent / init / "config.json").is_file():
-            run_dir = parent / init
+    seen.add(run_dir.resolve())
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    own = {"run": config.get("name", run_dir.name), "epochs": metrics.get("epochs"),
+           "train_seconds": metrics.get("train_seconds")}
+    parents = list(config.get("average") or []) or [config.get("init") or ""]
+    for init in parents if config.get("stage") == "finetune" else []:
+        if not init:
+            continue
+        if (run_dir.parent / init / "config.json").is_file():
+            if (run_dir.parent / init).resolve() not in seen:
+                _add_stages(run_dir.parent / init, stages, seen)
         elif Path(init).is_file() and RELEASE_MODEL.is_file() and sha256_of(init) == sha256_of(RELEASE_MODEL):
             training = release_info().get("training", {})
             earlier = training.get("stages") or [{"run": release_info().get("run"), "epochs": training.get("epochs"),
                                                   "train_seconds": training.get("train_seconds")}]
-            if earlier[-1]["run"] == stages[-1]["run"]:
+            if earlier[-1]["run"] == own["run"]:
                 # this run is already the shipped model (published again; its init path, the
                 # package's release.h5, now holds it): the stages before it are the ones before
                 earlier = earlier[:-1]
-            stages.extend(reversed(earlier))
-        else:
+            stages.extend(stage for stage in earlier if stage["run"] not in {s["run"] for s in stages})
+        elif str(init) not in {s["run"] for s in stages}:
             stages.append({"run": str(init), "epochs": None, "train_seconds": None})
-    return stages[::-1]
+    stages.append(own)
 
 
 def _stages_text(stages):

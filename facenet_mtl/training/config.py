@@ -138,6 +138,10 @@ class ExperimentConfig:
     name: str
     stage: str = "pretrain"
     init: str = ""  # finetune: an experiment name (runs/<init>/) or a model path
+    # A finetune from the average of these models' weights instead (a "model soup": experiments
+    # or model paths of one architecture, e.g. warm restarts of one model); with train.epochs = 0
+    # the average is finished untrained (BatchNorm recomputed, calibrated, evaluated, exported).
+    average: tuple = ()
     description: str = ""
     learning_method: str = ""
     # The published row this experiment reproduces, for reports: `model` and metrics.json keys,
@@ -355,7 +359,7 @@ NUMBER_RULES = {
     "optimizer.step_every": (">= 1", lambda v: v >= 1),
     "optimizer.step_gamma": ("> 0", lambda v: v > 0),
     "optimizer.clipnorm": (">= 0 (0: off)", lambda v: v >= 0),
-    "train.epochs": (">= 1", lambda v: v >= 1),
+    "train.epochs": (">= 0 (0: an `average` stage finished untrained)", lambda v: v >= 0),
     "train.steps_per_epoch": (">= 0 (0: epoch_size // batch_size)", lambda v: v >= 0),
     "train.freeze_backbone_epochs": (">= 0", lambda v: v >= 0),
     "train.patience": (">= 0 (0: no early stopping)", lambda v: v >= 0),
@@ -405,8 +409,7 @@ def _validate(cfg, source):
     if all(cfg.loss_weight(task) == 0 for task in cfg.model.tasks):
         raise ConfigError(source, "loss.weights", f"every task's weight is 0 ({', '.join(cfg.model.tasks)}): "
                           "nothing would learn; give at least one task a weight > 0")
-    if cfg.stage == "finetune" and not cfg.init:
-        raise ConfigError(source, "init", "a finetune needs `init`: the pretrain experiment or model path")
+    _validate_start(cfg, source)
     _validate_reference(cfg.reference, source)
     from facenet_mtl.data.readers import DATASETS
 
@@ -435,6 +438,27 @@ def _validate(cfg, source):
     if cfg.model.input_size < smallest:
         raise ConfigError(source, "model.input_size",
                           f"backbone '{cfg.model.backbone}' needs input_size >= {smallest}")
+
+
+def _validate_start(cfg, source):
+    """What a stage starts from: a finetune's `init` or `average` (not both), and 0 epochs only for
+    an `average` (nothing else would be trained)."""
+    if cfg.average:
+        if cfg.stage != "finetune":
+            raise ConfigError(source, "average", "only a finetune starts from an average: set stage = \"finetune\"")
+        if cfg.init:
+            raise ConfigError(source, "init", f"give `init` ('{cfg.init}') or `average`, not both: set init = \"\" "
+                              "(a base config's init is inherited)")
+        if len(cfg.average) < 2 or not all(isinstance(v, str) and v.strip() for v in cfg.average) \
+                or len(set(cfg.average)) != len(cfg.average):
+            raise ConfigError(source, "average", f"name two or more different experiments or model paths, "
+                              f"got {list(cfg.average)!r}")
+    elif cfg.stage == "finetune" and not cfg.init:
+        raise ConfigError(source, "init", "a finetune needs `init`: the pretrain experiment or model path "
+                          "(or `average`: several)")
+    if cfg.train.epochs == 0 and not cfg.average:
+        raise ConfigError(source, "train.epochs", "0 epochs trains nothing: give 1 or more (0 only finishes "
+                          "an `average` stage untrained)")
 
 
 def _validate_reference(reference, source):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from facenet_mtl.artifact.loading import load_keras_model
 from facenet_mtl.errors import DataError
@@ -36,15 +37,19 @@ log = logging.getLogger(__name__)
 
 
 def resolve_init(cfg, runs_dir):
-    """The model file a finetune starts from: a path, or the named experiment's run."""
-    if not cfg.init:
-        return None
-    candidates = [Path(cfg.init), RunDir(Path(runs_dir) / cfg.init).model_file("keras")]
+    """The model files a finetune starts from, each a path or the named experiment's run: its
+    `init`, or the models of its `average`; [] for a pretrain."""
+    field_name, names = ("average", list(cfg.average)) if cfg.average else ("init", [cfg.init] if cfg.init else [])
+    return [_model_of(cfg, runs_dir, field_name, name) for name in names]
+
+
+def _model_of(cfg, runs_dir, field_name, name):
+    candidates = [Path(name), RunDir(Path(runs_dir) / name).model_file("keras")]
     for path in candidates:
         if path.is_file() or (path.is_dir() and (path / "saved_model.pb").is_file()):
             return path
-    raise ConfigError(cfg.source or cfg.name, "init",
-                      f"no model at '{cfg.init}' nor at {candidates[1]}: run the experiment '{cfg.init}' first "
+    raise ConfigError(cfg.source or cfg.name, field_name,
+                      f"no model at '{name}' nor at {candidates[1]}: run the experiment '{name}' first "
                       f"(facenet-mtl run <its config>) or give a model path")
 
 
@@ -81,7 +86,7 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
         log.info(f"[{cfg.name}] {run.path} is finished; skipping it (--refinish finishes it again, --restart "
                  "trains it over)")
         return run.path
-    init_path = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else None
+    init_paths = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else []
     built = _open_datasets(cfg)  # a DataError naming the build command for a dataset not built
     check_image_size(cfg, built)
     if chief:
@@ -108,9 +113,10 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
 
     with strategy.scope():
         model = build_network(cfg.model)
-        if init_path is not None and not state.get("epoch"):
-            copied = _load_init(model, init_path)
-            log.info(f"[{cfg.name}] initialised {len(copied)} layers from {init_path}")
+        if init_paths and not state.get("epoch"):
+            copied = _load_init(model, init_paths)
+            log.info(f"[{cfg.name}] initialised {len(copied)} layers from "
+                     + (f"the average of {', '.join(map(str, init_paths))}" if len(init_paths) > 1 else str(init_paths[0])))
         model = trained_model(cfg, model)
     if strategy_kind == "multi_worker":
         from facenet_mtl.training.distributed import fit_multi_worker
@@ -197,12 +203,27 @@ def finish_run(cfg, model, run):
     return run.path
 
 
-def _load_init(model, init_path):
-    source = load_keras_model(init_path)  # checked and bounded as every model file; DataError naming the cause
-    if not isinstance(source, keras.Model):  # a SavedModel serves, it has no layers to copy
-        raise DataError(init_path, "is a SavedModel, which has no Keras layers to start a finetune from",
-                        "give the run's model.keras or model.h5 as init")
-    return transfer_weights(source, model)
+def _load_init(model, init_paths):
+    """Copy the shared layers of the model at each path into `model` (`transfer_weights`); of
+    several, their average, weight by weight (every BatchNorm statistic too: a finish with
+    `train.bn_recalibration_batches` recomputes those). Returns the names of the layers copied."""
+    total, copied = None, None
+    for path in init_paths:
+        source = load_keras_model(path)  # checked and bounded as every model file; DataError naming the cause
+        if not isinstance(source, keras.Model):  # a SavedModel serves, it has no layers to copy
+            raise DataError(path, "is a SavedModel, which has no Keras layers to start a finetune from",
+                            "give the run's model.keras or model.h5")
+        layers = transfer_weights(source, model)
+        if copied is not None and layers != copied:
+            raise DataError(path, f"shares other layers with the model than {init_paths[0]} does, so the two "
+                            "cannot be averaged", "average models of one architecture and the same heads")
+        copied = layers
+        if len(init_paths) > 1:
+            weights = [np.asarray(w, np.float64) for w in model.get_weights()]
+            total = weights if total is None else [a + b for a, b in zip(total, weights)]
+    if total is not None:
+        model.set_weights([(w / len(init_paths)).astype(v.dtype) for w, v in zip(total, model.get_weights())])
+    return copied
 
 
 def check_image_size(cfg, built):

@@ -88,15 +88,48 @@ def test_finetune_starts_from_the_pretrained_backbone(make_config, tmp_path):
     trainer.train(pre, tmp_path, verbose=0)
     fine = make_config("fine", stage="finetune", init="pre",
                        model={"tasks": ["age", "gender", "emotion"]}, data={"datasets": ["utkface", "fer2013"]})
-    assert trainer.resolve_init(fine, tmp_path) == tmp_path / "pre" / "model.keras"
+    assert trainer.resolve_init(fine, tmp_path) == [tmp_path / "pre" / "model.keras"]
     pretrained = keras.models.load_model(tmp_path / "pre" / "model.keras", compile=False)
     model = build_model("compact", fine.model.tasks, 32, backbone_args=dict(fine.model.backbone_args))
-    copied = trainer._load_init(model, tmp_path / "pre" / "model.keras")
+    copied = trainer._load_init(model, [tmp_path / "pre" / "model.keras"])
     assert {"backbone", "age_probs", "gender"} <= set(copied) and "emotion" not in copied
     for a, b in zip(pretrained.get_layer("backbone").get_weights(), model.get_layer("backbone").get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(pretrained.get_layer("gender").get_weights()[0],
                                   model.get_layer("gender").get_weights()[0])
+
+
+def test_an_average_stage_finishes_the_mean_of_its_models_weights(make_config, tmp_path):
+    """`average` (a model soup): the stage starts from the weight-by-weight mean of the named runs'
+    models and, with 0 epochs, finishes it untrained: its exported network holds that mean, its
+    metrics are written, and the release's stage list holds each run once, parents first."""
+    from facenet_mtl.models import inner_network
+    from facenet_mtl.release import training_stages
+
+    for name, seed in (("a", 3), ("b", 4)):
+        trainer.train(make_config(name, train={"epochs": 1, "seed": seed}), tmp_path, verbose=0)
+    soup = make_config("soup", stage="finetune", average=["a", "b"], train={"epochs": 0})
+    run = trainer.train(soup, tmp_path, verbose=0)
+    weights = [inner_network(keras.models.load_model(tmp_path / name / "model.keras", compile=False))
+               .get_layer("backbone").get_weights() for name in ("a", "b", "soup")]
+    assert not np.allclose(weights[0][0], weights[1][0])
+    for a, b, mean in zip(*weights):
+        np.testing.assert_allclose(mean, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 0 and "valid" in metrics["splits"]
+    assert [stage["run"] for stage in training_stages(run)] == ["a", "b", "soup"]
+
+
+def test_an_average_names_its_models_and_only_it_may_train_no_epochs(make_config, tmp_path):
+    with pytest.raises(ConfigError, match="init.*not both"):
+        make_config("soup", stage="finetune", init="a", average=["a", "b"])
+    with pytest.raises(ConfigError, match="average.*two or more"):
+        make_config("soup", stage="finetune", average=["a", "a"])
+    with pytest.raises(ConfigError, match="train.epochs.*0 epochs trains nothing"):
+        make_config("tiny", train={"epochs": 0})
+    with pytest.raises(ConfigError, match="average.*never-ran"):
+        trainer.train(make_config("soup", stage="finetune", average=["never-ran", "b"], train={"epochs": 0}),
+                      tmp_path, verbose=0)
 
 
 def test_finetune_without_its_pretrain_run_names_init(make_config, tmp_path):
