@@ -38,8 +38,9 @@ def test_the_shipped_model_states_its_spec_and_predicts_the_recorded_numbers():
     out = whole_model_outputs(predictor.model)
     assert {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in out.items()} == RELEASE_OUTPUT_SHA256
     assert [float(a).hex() for a in out["age"].reshape(-1)] == RELEASE_AGES
-    # The predictor traces the network once and runs the ten views around it eagerly: other
-    # kernels' rounding, the same numbers within float32's
+    # The predictor runs the ten views as one batch through the network traced once
+    # (`artifact.forward`): a batch ten times larger may take other kernels, so within float32's
+    # rounding
     for name, value in dict(predictor._forward(BATCH)).items():
         np.testing.assert_allclose(np.asarray(value, np.float32), out[name], rtol=1e-5, atol=1e-5)
 
