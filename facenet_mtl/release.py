@@ -343,9 +343,9 @@ that shipped next (55a11327: `experiments/release/release-mtl-long.toml`, 16 x 4
 model, peak lr 5e-4; `facenet-mtl evaluate runs/release-mtl-long/model.h5 --data
 data_out/release --split valid`, and its network with flip averaging only), and on 2026-12-06
 (issue 19): the dense 32-256 net's chain from scratch, a self-distilled flip-only student of
-55a11327, and a second long warm restart of 55a11327, this model
-(`experiments/release/dense-*.toml`, `release-distill*.toml`, `release-mtl-restart.toml`, each
-with its figures):
+55a11327, and a second long warm restart of 55a11327 (8444b8ed); on 2026-12-07 a third restart and
+the average of the last two, this model (`experiments/release/dense-*.toml`, `release-distill*.toml`,
+`release-mtl-restart*.toml`, `release-mtl-soup.toml`, each with its figures):
 
 | probe | FER2013 | UTKFace gender | UTKFace MAE | FairFace gender | GENKI-4K smile | CelebA smile |
 |---|---:|---:|---:|---:|---:|---:|
@@ -361,11 +361,15 @@ with its figures):
 | the same, 10 views at 0.95 (55a11327) | 67.06 | 92.60 | 5.19 | 85.72 | 95.62 | 91.00 |
 | dense 32-256 from scratch (dense-pretrain 12 + dense-mtl 14 epochs, 1.49 h), 10 views | 65.99 | 92.29 | 5.28 | 85.55 | 95.96 | 90.33 |
 | 55a11327 self-distilled from its 10 views, 8 epochs, flip only (release-distill) | 65.99 | 92.65 | 5.37 | 85.28 | 95.96 | 90.62 |
-| 55a11327 + 16 epochs, 10 views, calibrated (release-mtl-restart, **this model**) | **67.61** | 92.50 | **5.15** | **86.22** | 95.96 | **91.39** |
-| this model's network, flip only (2 views) | 66.82 | **92.75** | 5.22 | 85.90 | 95.29 | 90.91 |
-| this model self-distilled from its 10 views, 16 epochs, teacher weight 0.7, balanced, flip only (release-distill-long) | 66.57 | 92.45 | 5.27 | 85.53 | 94.95 | 90.91 |
+| 55a11327 + 16 epochs, 10 views, calibrated (release-mtl-restart, 8444b8ed) | 67.61 | 92.50 | **5.15** | 86.22 | 95.96 | 91.39 |
+| 8444b8ed's network, flip only (2 views) | 66.82 | **92.75** | 5.22 | 85.90 | 95.29 | 90.91 |
+| 8444b8ed self-distilled from its 10 views, 16 epochs, teacher weight 0.7, balanced, flip only (release-distill-long) | 66.57 | 92.45 | 5.27 | 85.53 | 94.95 | 90.91 |
 | the same student, one view | 64.85 | 92.24 | 5.32 | 85.58 | **96.30** | 90.53 |
-| this model self-distilled at lr 5e-5, 8 epochs, unbalanced, flip only (release-distill-gentle) | 66.47 | 92.34 | 5.30 | 85.82 | 95.62 | **91.39** |
+| 8444b8ed self-distilled at lr 5e-5, 8 epochs, unbalanced, flip only (release-distill-gentle) | 66.47 | 92.34 | 5.30 | 85.82 | 95.62 | 91.39 |
+| 8444b8ed + 16 epochs, 10 views, calibrated (release-mtl-restart2) | **68.41** | 92.45 | 5.25 | **86.71** | 95.96 | 91.58 |
+| 8444b8ed and release-mtl-restart2 averaged weight by weight, untrained, 10 views, calibrated (release-mtl-soup, **this model**) | 67.96 | 92.60 | 5.17 | 86.46 | 95.96 | 91.58 |
+| the same average + release-distill-gentle (checkpoints, uncalibrated) | 68.06 | 92.39 | 5.21 | 86.22 | 95.96 | 91.48 |
+| the same average + both students (checkpoints, uncalibrated) | 67.89 | 92.45 | 5.18 | 85.90 | 95.62 | 91.20 |
 
 Multi-crop averaging helps (FER2013 +0.8 to +1.0, MAE -0.08 to -0.23) at 10 passes per face
 instead of 2; 3-epoch restarts with label smoothing or erasing do not beat their baseline (3 epochs
@@ -377,7 +381,11 @@ alike, and 16 more after those: +0.55 FER2013, -0.04 years, +0.5 FairFace, +0.3 
 overtake the separable one in 1.49 h. Two more students of this model (16 epochs at teacher weight
 0.7; 8 epochs at a tenth of the rate, unbalanced) ended below its own network answering with the
 same two views on emotion, gender and age: distilling the ten views' average into the same
-network did not carry the views' gain.
+network did not carry the views' gain. A third 16-epoch restart gained on emotion and FairFace
+again but lost 0.10 years on age; the average of its weights and its parent's (a "model soup",
+no training) keeps most of both: ahead of 8444b8ed on FER2013 (+0.35), UTKFace gender (+0.10),
+FairFace (+0.24) and CelebA (+0.19), level on GENKI-4K, 0.02 years behind on age. Adding the
+students to the average lowers it.
 The architecture by accuracy per CPU-hour (`benchmarks/README.md`: dense 3x3 convolutions reach
 28-31 % of this CPU's bfloat16 matmul peak, depthwise-separable ones 14 %): two candidates trained
 from scratch for the same 3 x 20,480 faces of release-mtl's mixing (`facenet-mtl train --config

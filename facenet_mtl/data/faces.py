@@ -15,6 +15,7 @@ predict on those with `detect=False`.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -73,24 +74,28 @@ class FaceDetector:
         self.min_size = min_size
         self.search_side = search_side  # None: propose at full resolution; N: on a copy N px long (`_run`)
         self._mtcnn = None
+        self._building = threading.Lock()  # threads detecting at once build MTCNN once
 
     def _detector(self):
-        if self._mtcnn is None:
-            try:
-                from mtcnn import MTCNN
-            except ImportError as exc:
-                raise RuntimeError("face detection needs the `mtcnn` package: pip install 'mtcnn>=1,<2'") from exc
-            import tensorflow as tf
+        with self._building:
+            return self._mtcnn or self._build()
 
-            logging.getLogger("mtcnn").setLevel(logging.ERROR)
-            mtcnn = MTCNN()
-            # Its three networks as traced graphs: the same numbers as their eager Keras calls,
-            # without a Python dispatch per layer (P-Net 1.3-1.7x faster)
-            for stage, side in zip(mtcnn.stages, STAGE_INPUT_SIDES):
-                stage._model = tf.function(stage._model.call, autograph=False,
-                                           input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
-            self._mtcnn = mtcnn
-        return self._mtcnn
+    def _build(self):
+        try:
+            from mtcnn import MTCNN
+        except ImportError as exc:
+            raise RuntimeError("face detection needs the `mtcnn` package: pip install 'mtcnn>=1,<2'") from exc
+        import tensorflow as tf
+
+        logging.getLogger("mtcnn").setLevel(logging.ERROR)
+        mtcnn = MTCNN()
+        # Its three networks as traced graphs: the same numbers as their eager Keras calls,
+        # without a Python dispatch per layer (P-Net 1.3-1.7x faster)
+        for stage, side in zip(mtcnn.stages, STAGE_INPUT_SIDES):
+            stage._model = tf.function(stage._model.call, autograph=False,
+                                       input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
+        self._mtcnn = mtcnn
+        return mtcnn
 
     def warm_up(self) -> None:
         """Build MTCNN's three networks and their traces now (one search of a grey image, which

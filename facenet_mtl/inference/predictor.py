@@ -92,6 +92,7 @@ class FacePredictor:
         self.card.input_size = self.input_size
         self.card.set_spec(self.spec)
         self._forward = compiled_forward(model, whole=trace_whole)
+        self._making_detector = threading.Lock()
 
     @classmethod
     def from_path(cls, path=None, trust_saved_model=False, **kwargs):
@@ -200,8 +201,9 @@ class FacePredictor:
     def detect_many(self, rgbs):
         """The detector's faces in each RGB image, in order (`FaceDetector.detect_many`; a
         detector of one's own with only `detect` is called image by image)."""
-        if self.detector is None:
-            self.detector = FaceDetector()
+        with self._making_detector:  # `predict_files` detects on two threads at once
+            if self.detector is None:
+                self.detector = FaceDetector()
         if not hasattr(self.detector, "detect_many"):
             return [self.detector.detect(rgb) for rgb in rgbs]
         return self.detector.detect_many(rgbs)
