@@ -1,6 +1,6 @@
 """`facenet-mtl serve` under load: latency p50/p95 at 1 and at 8 concurrent clients, and no error.
 
-    .venv/bin/python benchmarks/bench_serve.py [--requests 300] [--serial 50] [--clients 8] [--threads 1]
+    .venv/bin/python benchmarks/bench_serve.py [--requests 300] [--serial 50] [--clients 8] [--threads 2]
 
 Starts a real server on 127.0.0.1 (the shipped model, or --model), posts a real 640x480 photo
 (a UTKFace face pasted into a canvas, multipart) from client threads, and exits 1 on any error.
@@ -75,7 +75,7 @@ def main():
     parser.add_argument("--requests", type=int, default=300, help="requests at --clients concurrent clients")
     parser.add_argument("--serial", type=int, default=50, help="requests from one client")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1, help="the server's prediction threads")
+    parser.add_argument("--threads", type=int, default=2, help="the server's prediction threads (its default)")
     parser.add_argument("--model", default=None, help="default: the shipped model")
     parser.add_argument("--search-side", type=int, default=None, help="the server's --search-side")
     parser.add_argument("--data", default=str(DATA))

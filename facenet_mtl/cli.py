@@ -563,8 +563,9 @@ def track_line(record):
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               callback=lambda ctx, param, value: _upload_limit(value), help="Larger uploads get HTTP 413.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="Batches of concurrent requests that may run at once.")
+@click.option("--threads", type=click.IntRange(1), default=2, show_default=True,
+              help="Batches of concurrent requests that may run at once (two keep two cores busy: one "
+                   "batch's Python steps run beside the other's TensorFlow ones).")
 @click.option("--search-side", type=click.IntRange(64), default=None,
               help="Faster detection, as for predict: proposals searched on a copy with this longer side.")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",

@@ -9,7 +9,7 @@ INSTALL = ("in the facenet-mtl source folder: pip install -e '.[serve]' (starlet
            "facenet-mtl is installed from its source, not from PyPI)")
 
 
-def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=1, log=print,
+def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=2, log=print,
           search_side=None, allow_hosts=()):
     """Load the model once, warm it up, and answer HTTP on host:port until interrupted: to the
     host names `served_hosts(host)` and `allow_hosts` ("*": any Host header)."""
