@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from facenet_mtl.data import images
 from facenet_mtl.errors import DataError
-from facenet_mtl.inference.predictor import annotated_names, check_out_dir, loaded, save_annotated
+from facenet_mtl.inference.predictor import BATCHES_AHEAD, annotated_names, check_out_dir, loaded, save_annotated
 from facenet_mtl.inference.records import in_original_pixels, make_record
 
 if TYPE_CHECKING:
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from facenet_mtl.inference.predictor import FacePredictor
 
 PROGRESS_FROM = 4  # a progress bar only for more images than a glance takes
-AHEAD = 2  # batches decoded and detected at once on the finder's threads (2-core CPU: 1.55 -> 1.85
-#           cores busy, 20.6-21.7 -> 25.0-27.0 photos/s; 3: no more)
 
 
 def predict_files(predictor: FacePredictor | Future[FacePredictor], paths: Iterable[str | Path], detect: bool = True,
@@ -48,16 +46,16 @@ def predict_files(predictor: FacePredictor | Future[FacePredictor], paths: Itera
     out_dir = check_out_dir(out_dir) if out_dir is not None else None
     chunks = [list(range(start, min(start + batch_size, len(paths)))) for start in range(0, len(paths), batch_size)]
     show = len(paths) >= PROGRESS_FROM if progress is None else progress
-    with ThreadPoolExecutor(AHEAD) as finder, tqdm(total=len(paths), unit="img", file=sys.stderr,
+    with ThreadPoolExecutor(BATCHES_AHEAD) as finder, tqdm(total=len(paths), unit="img", file=sys.stderr,
                                                    disable=not show, dynamic_ncols=True) as bar:
         upcoming = deque(finder.submit(_decode_and_locate, predictor, [paths[i] for i in chunk], detect)
-                         for chunk in chunks[:AHEAD])
+                         for chunk in chunks[:BATCHES_AHEAD])
         predictor = loaded(predictor)
         for number, chunk in enumerate(chunks):
             decoded, readable, located = upcoming.popleft().result()
-            if number + AHEAD < len(chunks):
+            if number + BATCHES_AHEAD < len(chunks):
                 upcoming.append(finder.submit(_decode_and_locate, predictor,
-                                              [paths[i] for i in chunks[number + AHEAD]], detect))
+                                              [paths[i] for i in chunks[number + BATCHES_AHEAD]], detect))
             results = dict(zip((chunk[j] for j in readable), predictor.describe_faces(located)))
             for i, (rgb, scale) in zip(chunk, decoded):
                 if isinstance(rgb, DataError):

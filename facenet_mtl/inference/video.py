@@ -5,9 +5,9 @@
 
 Every `every`-th frame (0, N, 2N, ...) is predicted; the annotated video keeps every frame, each
 drawn with the faces of the last predicted frame, at the source's frame rate. Frames are decoded
-on a thread while the previous batch is predicted; faces are followed as tracks
-(`tracks.FaceTracker`) and the video ends with one summary record per track. A camera is the
-same loop over `cv2.VideoCapture(index)` (`predict_camera`).
+on a thread while the previous batches are predicted, two at once (`BATCHES_AHEAD`); faces are
+followed as tracks (`tracks.FaceTracker`) and the video ends with one summary record per track.
+A camera is the same loop over `cv2.VideoCapture(index)` (`predict_camera`).
 """
 from __future__ import annotations
 
@@ -17,14 +17,16 @@ import shutil
 import tempfile
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 
 from facenet_mtl.errors import DataError
-from facenet_mtl.inference.predictor import annotate
+from facenet_mtl.inference.predictor import BATCHES_AHEAD, annotate
 from facenet_mtl.data import images
 from facenet_mtl.inference.records import in_original_pixels, make_record
 from facenet_mtl.inference.tracks import FaceTracker
@@ -48,8 +50,9 @@ def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCaptur
     `{"path", "frame", "time_s", "model", "faces", ...}`. `max_frames` > 0 stops after that many
     frames read; `out_path` gets the annotated video (mp4).
 
-    Frames are decoded on a thread while the previous `batch_size` sampled frames are detected
-    and predicted. Each face gets a `track` id and its attributes smoothed over the track
+    Frames are decoded on a thread while the previous batches of `batch_size` sampled frames are
+    detected and predicted, two at once (`BATCHES_AHEAD`), their records given in frame order.
+    Each face gets a `track` id and its attributes smoothed over the track
     (`tracks.FaceTracker`; `tracker=False`: each frame on its own, no `track`), and the video ends
     with one record per track: `{"path", "model", "track_summary": {track, first_frame,
     last_frame, faces, age, gender, emotion, smile}}`.
@@ -69,6 +72,8 @@ def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCaptur
     reader = _FrameReader(capture, every, decode_all=out_path is not None, max_frames=max_frames,
                           ahead=2 * batch_size * (every if out_path is not None else 1))
     writer, last_faces, buffered, sampled_count = None, [], [], 0
+    pending: deque = deque()  # (buffered frames, the Future of their sampled frames' faces), oldest first
+    pool = ThreadPoolExecutor(BATCHES_AHEAD, thread_name_prefix="video-predict")
     try:
         for index, rgb in reader:
             bar.update(1)
@@ -79,15 +84,22 @@ def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCaptur
             buffered.append((index, rgb))
             sampled_count += index % every == 0
             if sampled_count >= batch_size:
-                last_faces = yield from _flush(predictor, buffered, every, detect, fps, name, writer, tracker,
-                                               last_faces)
+                pending.append((buffered, pool.submit(_predicted, predictor, buffered, every, detect)))
                 buffered, sampled_count = [], 0
+                if len(pending) >= BATCHES_AHEAD:
+                    done, future = pending.popleft()
+                    last_faces = yield from _emit(predictor, done, future.result(), fps, name, writer, tracker,
+                                                  last_faces)
         if buffered:
-            yield from _flush(predictor, buffered, every, detect, fps, name, writer, tracker, last_faces)
+            pending.append((buffered, pool.submit(_predicted, predictor, buffered, every, detect)))
+        while pending:
+            done, future = pending.popleft()
+            last_faces = yield from _emit(predictor, done, future.result(), fps, name, writer, tracker, last_faces)
         if tracker:
             for summary in tracker.summaries():
                 yield {"path": name, "model": predictor.card.id, "track_summary": summary}
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a batch under way finishes (TensorFlow at exit aborts)
         reader.close()
         bar.close()
         if writer is not None:
@@ -151,15 +163,19 @@ class _FrameReader:
         self.thread.join(timeout=10)
 
 
-def _flush(predictor, buffered, every, detect, fps, name, writer, tracker, last_faces):
-    """Predict the buffered sampled frames together, write every buffered frame (annotated; a
-    frame between samples with the faces of the sample before it) and yield the sampled frames'
-    records; returns the last sampled frame's faces."""
+def _predicted(predictor, buffered, every, detect):
+    """The sampled frames of `buffered` predicted together: {frame index: faces in its pixels}."""
     sampled = [(index, rgb) for index, rgb in buffered if index % every == 0]
     small = [images.bounded(rgb) for _, rgb in sampled]  # frames as large as photos are bounded the same way
     found = predictor.predict_arrays([rgb for rgb, _ in small], detect=detect) if sampled else []
-    results = dict(zip((index for index, _ in sampled),
-                       [in_original_pixels(faces, scale) for faces, (_, scale) in zip(found, small)]))
+    return dict(zip((index for index, _ in sampled),
+                    [in_original_pixels(faces, scale) for faces, (_, scale) in zip(found, small)]))
+
+
+def _emit(predictor, buffered, results, fps, name, writer, tracker, last_faces):
+    """Write every buffered frame (annotated; a frame between samples with the faces of the sample
+    before it) and yield the sampled frames' records, in order, through the tracker; returns the
+    last sampled frame's faces."""
     for index, rgb in buffered:
         if index in results:
             last_faces = tracker.update(index, results[index]) if tracker else results[index]

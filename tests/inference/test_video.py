@@ -49,6 +49,21 @@ def test_every_nth_frame_with_its_time_and_an_annotated_copy(clip, tmp_path, bat
     assert (first[:, :, 1] > 150).mean() > 0.1
 
 
+def test_batches_predicted_two_at_once_give_each_frame_its_own_answer_in_order(clip):
+    """Batches of one frame, predicted two at a time on their threads, give every frame what one
+    batch of all ten gives it, in frame order (the clip's frames differ, so do their answers)."""
+    predictor = tiny_predictor()
+    predictor.model.get_layer("smile").set_weights([np.full((3, 1), 0.01, np.float32), np.array([-2.0], np.float32)])
+
+    def smiles(batch_size):
+        records = predict_video(predictor, clip, detect=False, batch_size=batch_size, progress=False, tracker=False)
+        return [(r["frame"], r["faces"][0]["smile"]["probability"]) for r in records]
+
+    together, pipelined = smiles(10), smiles(1)
+    assert [frame for frame, _ in pipelined] == list(range(10))
+    assert pipelined == together and len({p for _, p in together}) > 5
+
+
 def test_without_out_frames_are_skipped_and_max_frames_stops(clip):
     records = list(predict_video(tiny_predictor(), clip, every=4, detect=False, max_frames=7, progress=False,
                                  tracker=False))
