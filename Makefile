@@ -64,7 +64,8 @@ real: $(STAMP)
 	$(CLI) report $(RUNS)/real-mtl $(RUNS)/real-pretrain $(RUNS)/real-single-* --out $(RUNS)/real --references all
 
 # The model that ships in the package: records of every real source, aligned to one template,
-# then experiments/release/ (pretrain -> four-head model), then publish-release copies the model
+# then experiments/release/ (pretrain -> four-head model -> warm restarts -> the average of the last
+# two), then publish-release copies the model
 # into facenet_mtl/weights/ and rewrites MODEL_CARD.md from measurements on the test splits.
 RELEASE_DATA ?= data_out/release
 # The shipped model used FairFace's 40,000-face copy (../shared/DATA.md: FAIRFACE=<its folder>, laid out
@@ -82,7 +83,9 @@ release: $(STAMP)
 	$(CLI) train --config experiments/release/release-mtl-more.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
 	$(CLI) train --config experiments/release/release-mtl-long.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
 	$(CLI) train --config experiments/release/release-mtl-restart.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
-	$(CLI) publish-release $(RUNS)/release-mtl-restart --data $(RELEASE_DATA) --utkface $(DATA)/utkface/UTKFace
+	$(CLI) train --config experiments/release/release-mtl-restart2.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
+	$(CLI) train --config experiments/release/release-mtl-soup.toml --runs-dir $(RUNS) --set data.root=$(RELEASE_DATA)
+	$(CLI) publish-release $(RUNS)/release-mtl-soup --data $(RELEASE_DATA) --utkface $(DATA)/utkface/UTKFace
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_input.py

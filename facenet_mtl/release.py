@@ -195,7 +195,7 @@ def _add_stages(run_dir, stages, seen):
 def _stages_text(stages):
     """'release-pretrain (12 epochs), release-mtl (14 epochs), ...' in training order."""
     return ", ".join(f"{st['run']} ({st['epochs']} epoch{'s' * (st['epochs'] != 1)})" if st.get("epochs")
-                     else str(st["run"]) for st in stages)
+                     else f"{st['run']} (untrained)" if st.get("epochs") == 0 else str(st["run"]) for st in stages)
 
 
 def _headline(evaluation, photos):
@@ -272,7 +272,7 @@ def model_card(info: Mapping[str, Any], evaluation: Mapping[str, Any], photos: M
         counts=counts, photo=photo_md, confusion=confusion_md,
         **{f"{short}_{grouping.split('_')[-1]}": group_table(dataset, grouping)  # ff_race, ..., utk_band
            for short, dataset in (("ff", "fairface"), ("utk", "utkface")) for grouping in GROUPINGS},
-        seconds=evaluation.get("group_seconds", evaluation.get("seconds", "")), epochs=info["training"]["epochs"],
+        seconds=evaluation.get("group_seconds", evaluation.get("seconds", "")),
         calibration=calibration_markdown(info),
         stages=_stages_text(info["training"].get("stages") or [{"run": info.get("run"), "epochs": info["training"]["epochs"]}]),
         total_hours=_hours(info["training"].get("total_train_seconds") or info["training"]["train_seconds"]))
@@ -329,10 +329,11 @@ This file is written by `make release` from measurements; do not edit its figure
 ```
 {command}
 ```
-The stages that trained it, each from the last: {stages}; {epochs} epochs of the last stage,
+The stages that trained it, each from the ones before: {stages};
 {total_hours} h of training in all on a 2-core CPU. `experiments/release/` holds each stage
-(release-pretrain: age + gender; release-mtl: the four heads; the later stages warm restarts), and
-the recipe and every probe behind it are there and in `experiments/real/`.
+(release-pretrain: age + gender; release-mtl: the four heads; then warm restarts, and
+release-mtl-soup, the average of the last two restarts' weights, untrained), and the recipe and
+every probe behind it are there and in `experiments/real/`.
 
 ### Probes on validation (2026-12-02)
 On the first 2026-12-02 release (sha256 b744f2ba..., release-mtl-more): warm restarts of it (3 x
