@@ -1,7 +1,8 @@
 """Per-face prediction latency of one model in four runtimes, side by side: Keras `predict`, the
-traced Keras forward pass (what `FacePredictor` calls), onnxruntime and LiteRT, at batch 1 and 32.
+compiled Keras forward pass (what `FacePredictor` calls: `artifact.forward.compiled_forward`, a
+test-time-views model's views as one batch), onnxruntime and LiteRT, at batch 1 and 32.
 
-    .venv/bin/python benchmarks/bench_predict.py [MODEL] [--repeats 30]
+    .venv/bin/python benchmarks/bench_runtimes.py [MODEL] [--repeats 30]
 
 MODEL defaults to the shipped model; the ONNX and LiteRT files are written by
 `facenet_mtl.artifact.exporting` (checked against Keras) into a temporary folder. Each figure is
@@ -41,12 +42,13 @@ def main():
     import keras
 
     from facenet_mtl.artifact import exporting
+    from facenet_mtl.artifact.forward import compiled_forward
     from facenet_mtl.weights import release_model_path
 
     path = Path(args.model) if args.model else release_model_path()
     model = keras.models.load_model(path, compile=False)
     size = int(model.input_shape[1])
-    forward, _ = exporting.traced_forward(model)
+    forward = compiled_forward(model)
     with tempfile.TemporaryDirectory() as folder:
         onnx = exporting.export_model(model, "onnx", Path(folder) / "m.onnx")
         litert = exporting.export_model(model, "litert", Path(folder) / "m.tflite")
@@ -60,7 +62,7 @@ def main():
                                            for b in args.batches.split(",")))
         runtimes = {
             "keras predict": lambda x: model.predict(x, verbose=0),
-            "keras traced forward": lambda x: forward(x),
+            "keras compiled forward": lambda x: forward(x),
             "onnxruntime": lambda x: session.run(None, {"image": x}),
             "litert": lambda x: signature(image=x),
         }

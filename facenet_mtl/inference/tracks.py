@@ -11,8 +11,9 @@ at least `min_iou`, greedily, best pair first); no identity model, so a face tha
 picture for longer than `max_gap_s` comes back as a new track. Smoothing averages the last
 `window` predictions of the track: ages, binary probabilities (of one of the two labels) and
 categorical probabilities, the label then read off the average, so a label flips only when the
-evidence of several frames does. It reads the face dicts as they are, so a head added to the
-model is smoothed without a change here.
+evidence of several frames does; and a track keeps the label it shows until the average favours
+another by `margin` (hysteresis: a face that hovers between two labels keeps one). It reads the
+face dicts as they are, so a head added to the model is smoothed without a change here.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ AGE = AGE_OUTPUTS[0]  # a face's expected age, which a track averages
 MIN_IOU = 0.3
 MAX_GAP_S = 1.0  # a track unseen for longer ends
 WINDOW = 8  # predictions averaged per face
+MARGIN = 0.1  # a shown label gives way when another's averaged probability is this much higher
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Track:
     recent: deque = field(default_factory=lambda: deque(maxlen=WINDOW))  # raw predictions
     ages: list = field(default_factory=list)
     labels: dict = field(default_factory=dict)  # task -> Counter of its smoothed labels
+    shown: dict = field(default_factory=dict)  # task -> the label the track shows now
     seen: int = 0
 
     def expected_box(self, frame: int) -> tuple:
@@ -51,8 +54,8 @@ class FaceTracker:
     """Assigns track ids to the faces of successive frames and smooths their attributes."""
 
     def __init__(self, fps: float = 25.0, min_iou: float = MIN_IOU, max_gap_s: float = MAX_GAP_S,
-                 window: int = WINDOW) -> None:
-        self.min_iou, self.window = min_iou, window
+                 window: int = WINDOW, margin: float = MARGIN) -> None:
+        self.min_iou, self.window, self.margin = min_iou, window, margin
         self.max_gap = max(1, round(max_gap_s * fps))
         self.active: list[Track] = []
         self.finished: list[Track] = []
@@ -77,6 +80,8 @@ class FaceTracker:
             smoothed = _smoothed(track.recent)
             for name, prediction in smoothed.items():
                 if isinstance(prediction, dict):
+                    smoothed[name] = prediction = _held(prediction, track.shown.get(name), self.margin)
+                    track.shown[name] = prediction["label"]
                     track.labels.setdefault(name, Counter())[prediction["label"]] += 1
             out.append({**face, **smoothed, "track": track.id})
         return out
@@ -146,6 +151,24 @@ def _smoothed(recent):
             out[name] = {**value, "label": first if p >= 0.5 else labels[1],
                          "probability": round(p if p >= 0.5 else 1 - p, 4)}
     return out
+
+
+def _held(prediction, shown, margin):
+    """`prediction` (smoothed) with the label `shown` kept unless the prediction's own label is
+    ahead of it by `margin` in averaged probability; a binary head's `probability` is then the
+    shown label's."""
+    label = prediction["label"]
+    if shown is None or shown == label:
+        return prediction
+    if "probabilities" in prediction:
+        probabilities = prediction["probabilities"]
+        if shown not in probabilities or probabilities[label] - probabilities[shown] >= margin:
+            return prediction
+        return {**prediction, "label": shown}
+    p = prediction["probability"]  # of `label`; the shown one has 1 - p
+    if p - (1 - p) >= margin:
+        return prediction
+    return {**prediction, "label": shown, "probability": round(1 - p, 4)}
 
 
 def _iou(a, b):

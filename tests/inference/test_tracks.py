@@ -58,3 +58,20 @@ def test_labels_are_smoothed_over_the_track_and_summarised():
     summary, = tracker.summaries()
     assert summary == {"track": 1, "first_frame": 0, "last_frame": 49, "faces": 50, "age": 30.0,
                        "gender": "male", "emotion": "neutral", "smile": "no_smile"}
+
+
+def test_a_label_is_held_until_another_leads_it_by_the_margin():
+    """Hysteresis, without averaging (window 1): a face hovering at the boundary keeps the label
+    it shows, with that label's probability; a clear change of evidence switches it at once."""
+    hovering = [0.52, 0.47, 0.53, 0.46, 0.51, 0.48]
+    tracker = FaceTracker(fps=25, window=1, margin=0.1)
+    shown = [tracker.update(frame, [face((100, 100, 200, 200), male=p, happy=p, smile=p)])[0]
+             for frame, p in enumerate(hovering + [0.3, 0.3])]
+    assert [f["gender"]["label"] for f in shown] == ["male"] * 6 + ["female"] * 2
+    assert [f["smile"]["label"] for f in shown] == ["smile"] * 6 + ["no_smile"] * 2
+    assert [f["emotion"]["label"] for f in shown] == ["happy"] * 6 + ["neutral"] * 2
+    assert shown[1]["gender"]["probability"] == pytest.approx(0.47)  # the shown label's own
+    unheld = FaceTracker(fps=25, window=1, margin=0.0)
+    labels = [unheld.update(frame, [face((100, 100, 200, 200), male=p)])[0]["gender"]["label"]
+              for frame, p in enumerate(hovering)]
+    assert labels == ["male", "female"] * 3
