@@ -8,10 +8,12 @@ Eager calls of a deep functional model on a CPU spend more time dispatching ops 
 face and averages the ten answers) is taken apart into its views and its network
 (`view_parts`), read from the file's own layer graph: the views of a batch are stacked into one
 batch, the network runs once over it, and each output is averaged over the views as the model's
-`Average` layers average them, in the same order. The same numbers as the model's own call (to
-the bit on the 2-core CPU, the shipped model), traced in ~1 s (the whole model as Keras traces it
-holds ten copies of the network: 4.5 s), and ~15 % less time a face than ten calls of the network
-(2-core AMD EPYC, 32 faces a call: 9.9 vs 11.3-12.1 ms a face).
+`Average` layers average them, in the same order. The same numbers as the model's own call
+within float32's rounding (to the bit for the shipped model at 32 faces; a batch ten times larger
+may take other kernels), traced in ~1 s (the whole model as Keras traces it holds ten copies of
+the network: 4.5 s), and less time a face than the network traced and called once per view with
+the views eager around it (2-core AMD EPYC, 32 faces a call, three alternating runs: 7.8-9.4 vs
+10.0-11.7 ms a face).
 """
 from __future__ import annotations
 
@@ -52,8 +54,8 @@ def view_parts(model):
     """`(views, network, averaged)` for a model whose every output is an `Average` of one nested
     network's same output over that network's calls, each call on one view of the model's one
     input: `views` a Keras model from the input to the views (in the order of the network's
-    calls), `network` the nested network, `averaged` {output name: (the network output's index,
-    the calls in the order the `Average` adds them)}. None for any other model (it is then run
+    calls), `network` the nested network, `averaged` {output name: (the name of the network's
+    output it averages, the network's calls in the order the `Average` adds them)}. None for any other model (it is then run
     as it is: nothing here is assumed of a file that does not have this shape)."""
     import keras
 
