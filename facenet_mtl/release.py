@@ -379,7 +379,7 @@ are too few to recover from the restart's peak learning rate); 16 more epochs do
 alike, and 16 more after those: +0.55 FER2013, -0.04 years, +0.5 FairFace, +0.3 GENKI-4K and
 +0.4 CelebA again, level on UTKFace gender (-0.10, two faces). The distilled student answers in
 2 passes a face at the 10-view model's flip-only level, not above it; the dense chain did not
-overtake the separable one in 1.49 h. Two more students of this model (16 epochs at teacher weight
+overtake the separable one in 1.49 h. Two more students of 8444b8ed (16 epochs at teacher weight
 0.7; 8 epochs at a tenth of the rate, unbalanced) ended below its own network answering with the
 same two views on emotion, gender and age: distilling the ten views' average into the same
 network did not carry the views' gain. A third 16-epoch restart gained on emotion and FairFace
