@@ -54,7 +54,7 @@ TRAIN_CASES = {
     "every loss weight zero": (["--loss-weights", "age=0,gender=0"], ["loss.weights", "every task's weight is 0"]),
     "an unknown task": (["--loss-weights", "beauty=1"], ["--loss-weights", "beauty"]),
     "an infinite weight by --set": (["--set", "loss.weights.gender=inf"], ["--set", "loss.weights.gender", "inf"]),
-    "zero epochs": (["--epochs", "0"], ["train.epochs", ">= 1"]),
+    "zero epochs": (["--epochs", "0"], ["train.epochs", "0 epochs trains nothing"]),
     "negative epochs": (["--epochs", "-3"], ["train.epochs"]),
     "NaN learning rate": (["--set", "optimizer.lr=nan"], ["optimizer.lr", "> 0"]),
     "negative limit": (["--set", "data.limit=-1"], ["data.limit"]),

@@ -53,17 +53,20 @@ def test_every_finetune_starts_from_a_pretrain_of_its_own_architecture():
     finetunes = [cfg for cfg in map(load_config, CONFIG_FILES) if cfg.stage == "finetune"]
     assert len(finetunes) >= 15
     for cfg in finetunes:
-        # A finetune may start from another finetune (a warm restart, release-mtl-more): every
-        # link of its init chain has its architecture, and the chain starts from a pretrain.
-        link, seen = cfg, {cfg.name}
-        while link.stage == "finetune":
-            init = load_config(Path(link.source).parent / f"{link.init}.toml")
-            assert init.name not in seen, f"{cfg.name}: init cycle through {init.name}"
-            seen.add(init.name)
-            assert (init.model.backbone, init.model.input_size, init.model.backbone_args) == (
-                cfg.model.backbone, cfg.model.input_size, cfg.model.backbone_args), cfg.name
-            link = init
-        assert link.stage == "pretrain", cfg.name
+        # A finetune may start from another finetune (a warm restart, release-mtl-more) or from the
+        # average of several (release-mtl-soup): every link of its chains has its architecture,
+        # and every chain starts from a pretrain.
+        def check(link, seen):
+            if link.stage == "pretrain":
+                return
+            for parent in link.average or (link.init,):
+                init = load_config(Path(link.source).parent / f"{parent}.toml")
+                assert init.name not in seen, f"{cfg.name}: init cycle through {init.name}"
+                assert (init.model.backbone, init.model.input_size, init.model.backbone_args) == (
+                    cfg.model.backbone, cfg.model.input_size, cfg.model.backbone_args), cfg.name
+                check(init, seen | {init.name})
+
+        check(cfg, {cfg.name})
 
 
 def test_config_references_are_the_report_references():
