@@ -285,7 +285,8 @@ def _fit_verbosity():
 
 
 def _in_dependency_order(configs):
-    """Each finetune after the experiment its `init` names, when both are given; else as listed."""
+    """Each finetune after the experiments it starts from (its `init`, or each of its `average`),
+    when they are given too; else as listed."""
     by_name = {cfg.name: cfg for cfg in configs}
     ordered, seen = [], set()
 
@@ -294,8 +295,9 @@ def _in_dependency_order(configs):
             return
         if cfg.name in chain:
             raise DataError(cfg.source, f"experiments initialise from each other in a loop: {' -> '.join(chain)}")
-        if cfg.init in by_name:
-            visit(by_name[cfg.init], chain + (cfg.name,))
+        for parent in cfg.parents():
+            if parent in by_name:
+                visit(by_name[parent], chain + (cfg.name,))
         seen.add(cfg.name)
         ordered.append(cfg)
 

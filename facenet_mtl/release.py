@@ -25,6 +25,7 @@ from facenet_mtl.artifact.saving import save_h5
 from facenet_mtl.artifact.spec import spec_of_file
 from facenet_mtl.data.built_dataset import BuiltDataset, built_dataset_names
 from facenet_mtl.data.schema import EMOTIONS
+from facenet_mtl.training.config import parents_of
 from facenet_mtl.training.evaluate import GROUPINGS, evaluate_model, grouped_datasets
 from facenet_mtl.weights import RELEASE_INFO, RELEASE_MODEL, WEIGHTS_DIR, sha256_of
 
@@ -171,10 +172,7 @@ def _add_stages(run_dir, stages, seen):
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     own = {"run": config.get("name", run_dir.name), "epochs": metrics.get("epochs"),
            "train_seconds": metrics.get("train_seconds")}
-    parents = list(config.get("average") or []) or [config.get("init") or ""]
-    for init in parents if config.get("stage") == "finetune" else []:
-        if not init:
-            continue
+    for init in parents_of(config):
         if (run_dir.parent / init / "config.json").is_file():
             if (run_dir.parent / init).resolve() not in seen:
                 _add_stages(run_dir.parent / init, stages, seen)

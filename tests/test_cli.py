@@ -12,6 +12,7 @@ from tests.cli_checks import assert_user_error
 
 from facenet_mtl.cli import main
 from facenet_mtl.data.readers import DATASETS
+from facenet_mtl.errors import DataError
 from facenet_mtl.demo import native_layouts
 
 
@@ -231,3 +232,19 @@ def test_the_help_examples_outside_a_checkout_say_where_the_configs_are(args, tm
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "\n  fix: " in result.output and "facenet-mtl source" in result.output
+
+
+def test_run_orders_a_folder_by_what_each_stage_starts_from():
+    """`run` trains each finetune after the experiments it starts from: its `init`, or every model
+    of its `average`, whatever order the folder lists them in; a loop is refused."""
+    from facenet_mtl.cli import _in_dependency_order
+    from facenet_mtl.training.config import ExperimentConfig
+
+    configs = [ExperimentConfig("soup", stage="finetune", average=("restart", "restart2")),
+               ExperimentConfig("restart2", stage="finetune", init="restart"),
+               ExperimentConfig("restart", stage="finetune", init="pre"),
+               ExperimentConfig("pre")]
+    assert [cfg.name for cfg in _in_dependency_order(configs)] == ["pre", "restart", "restart2", "soup"]
+    with pytest.raises(DataError, match="loop"):
+        _in_dependency_order([ExperimentConfig("a", stage="finetune", average=("b", "c")),
+                              ExperimentConfig("b", stage="finetune", init="a")])

@@ -160,6 +160,18 @@ class ExperimentConfig:
     def loss_weight(self, task):
         return float(self.loss.weights.get(task, 1.0))
 
+    def parents(self):
+        """The experiments (or model paths) a finetune starts from: its `average`, else its `init`."""
+        return parents_of(self.to_dict())
+
+
+def parents_of(config):
+    """`ExperimentConfig.parents` of a config as a dict (a run's config.json): a finetune's
+    `average`, else its `init`; () for a pretrain."""
+    if config.get("stage") != "finetune":
+        return ()
+    return tuple(config.get("average") or ()) or ((config["init"],) if config.get("init") else ())
+
 
 # Tables a config replaces whole rather than merging into its base's: each is one distribution
 # or one published row, and a key left over from the base would change its meaning.

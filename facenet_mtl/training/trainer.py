@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 def resolve_init(cfg, runs_dir):
     """The model files a finetune starts from, each a path or the named experiment's run: its
     `init`, or the models of its `average`; [] for a pretrain."""
-    field_name, names = ("average", list(cfg.average)) if cfg.average else ("init", [cfg.init] if cfg.init else [])
-    return [_model_of(cfg, runs_dir, field_name, name) for name in names]
+    return [_model_of(cfg, runs_dir, "average" if cfg.average else "init", name) for name in cfg.parents()]
 
 
 def _model_of(cfg, runs_dir, field_name, name):
@@ -86,7 +85,7 @@ def _train(cfg, runs_dir, run, restart, verbose, refinish, chief):
         log.info(f"[{cfg.name}] {run.path} is finished; skipping it (--refinish finishes it again, --restart "
                  "trains it over)")
         return run.path
-    init_paths = resolve_init(cfg, runs_dir) if cfg.stage == "finetune" else []
+    init_paths = resolve_init(cfg, runs_dir)
     built = _open_datasets(cfg)  # a DataError naming the build command for a dataset not built
     check_image_size(cfg, built)
     if chief:

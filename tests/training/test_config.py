@@ -59,7 +59,7 @@ def test_every_finetune_starts_from_a_pretrain_of_its_own_architecture():
         def check(link, seen):
             if link.stage == "pretrain":
                 return
-            for parent in link.average or (link.init,):
+            for parent in link.parents():
                 init = load_config(Path(link.source).parent / f"{parent}.toml")
                 assert init.name not in seen, f"{cfg.name}: init cycle through {init.name}"
                 assert (init.model.backbone, init.model.input_size, init.model.backbone_args) == (
