@@ -369,6 +369,7 @@ the average of the last two, this model (`experiments/release/dense-*.toml`, `re
 | 8444b8ed and release-mtl-restart2 averaged weight by weight, untrained, 10 views, calibrated (release-mtl-soup, **this model**) | 67.96 | 92.60 | 5.17 | 86.46 | 95.96 | 91.58 |
 | the same average + release-distill-gentle (checkpoints, uncalibrated) | 68.06 | 92.39 | 5.21 | 86.22 | 95.96 | 91.48 |
 | the same average + both students (checkpoints, uncalibrated) | 67.89 | 92.45 | 5.18 | 85.90 | 95.62 | 91.20 |
+| this model's network, flip only (2 views) | 66.47 | 92.86 | 5.21 | 86.00 | 95.29 | 90.91 |
 
 Multi-crop averaging helps (FER2013 +0.8 to +1.0, MAE -0.08 to -0.23) at 10 passes per face
 instead of 2; 3-epoch restarts with label smoothing or erasing do not beat their baseline (3 epochs
