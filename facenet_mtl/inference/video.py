@@ -45,13 +45,14 @@ def annotated_video_path(video: str | Path, out_dir: str | Path) -> Path:
 def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCapture, every: int = 1, detect: bool = True,
                   batch_size: int = 16, out_path: str | Path | None = None, max_frames: int = 0,
                   name: str | None = None, progress: bool | None = None,
-                  tracker: FaceTracker | None | bool = True) -> Iterator[dict[str, Any]]:
+                  tracker: FaceTracker | None | bool = True, ahead: int = BATCHES_AHEAD) -> Iterator[dict[str, Any]]:
     """Yield one record per sampled frame of `source` (a video path, or an opened VideoCapture):
     `{"path", "frame", "time_s", "model", "faces", ...}`. `max_frames` > 0 stops after that many
     frames read; `out_path` gets the annotated video (mp4).
 
     Frames are decoded on a thread while the previous batches of `batch_size` sampled frames are
-    detected and predicted, two at once (`BATCHES_AHEAD`), their records given in frame order.
+    detected and predicted, `ahead` batches at once (`BATCHES_AHEAD`; a camera: 1, so a record
+    waits for one batch, not two), their records given in frame order.
     Each face gets a `track` id and its attributes smoothed over the track
     (`tracks.FaceTracker`; `tracker=False`: each frame on its own, no `track`), and the video ends
     with one record per track: `{"path", "model", "track_summary": {track, first_frame,
@@ -73,7 +74,7 @@ def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCaptur
                           ahead=2 * batch_size * (every if out_path is not None else 1))
     writer, last_faces, buffered, sampled_count = None, [], [], 0
     pending: deque = deque()  # (buffered frames, the Future of their sampled frames' faces), oldest first
-    pool = ThreadPoolExecutor(BATCHES_AHEAD, thread_name_prefix="video-predict")
+    pool = ThreadPoolExecutor(max(1, ahead), thread_name_prefix="video-predict")
     try:
         for index, rgb in reader:
             bar.update(1)
@@ -86,7 +87,7 @@ def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCaptur
             if sampled_count >= batch_size:
                 pending.append((buffered, pool.submit(_predicted, predictor, buffered, every, detect)))
                 buffered, sampled_count = [], 0
-                if len(pending) >= BATCHES_AHEAD:
+                if len(pending) >= max(1, ahead):
                     done, future = pending.popleft()
                     last_faces = yield from _emit(predictor, done, future.result(), fps, name, writer, tracker,
                                                   last_faces)
@@ -192,6 +193,7 @@ def predict_camera(predictor: FacePredictor, index: int = 0, every: int = 1, **k
         raise DataError(f"camera {index}", "cannot be opened (no such camera, or it is in use)",
                         "check the camera index (--camera 0 is the first one), or give a video file")
     try:
+        kwargs.setdefault("ahead", 1)  # live: the latest frames' records as soon as their batch is done
         yield from predict_video(predictor, capture, every=every, name=f"camera:{index}", progress=False, **kwargs)
     except KeyboardInterrupt:
         return

@@ -62,6 +62,8 @@ def test_batches_predicted_two_at_once_give_each_frame_its_own_answer_in_order(c
     together, pipelined = smiles(10), smiles(1)
     assert [frame for frame, _ in pipelined] == list(range(10))
     assert pipelined == together and len({p for _, p in together}) > 5
+    records = predict_video(predictor, clip, detect=False, batch_size=1, progress=False, tracker=False, ahead=1)
+    assert [(r["frame"], r["faces"][0]["smile"]["probability"]) for r in records] == together  # a camera's way
 
 
 def test_without_out_frames_are_skipped_and_max_frames_stops(clip):
