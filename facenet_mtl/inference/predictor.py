@@ -24,10 +24,10 @@ from typing import Optional
 import numpy as np
 
 from facenet_mtl import tasks as task_registry
+from facenet_mtl.artifact.forward import compiled_forward
 from facenet_mtl.data import images
 from facenet_mtl.data.faces import FaceDetector, crop_face
 from facenet_mtl.errors import DataError
-from facenet_mtl.artifact.forward import compiled_forward
 from facenet_mtl.inference.model_card import ModelCard, describe
 from facenet_mtl.inference.records import in_original_pixels
 

@@ -74,7 +74,8 @@ def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCaptur
                           ahead=2 * batch_size * (every if out_path is not None else 1))
     writer, last_faces, buffered, sampled_count = None, [], [], 0
     pending: deque = deque()  # (buffered frames, the Future of their sampled frames' faces), oldest first
-    pool = ThreadPoolExecutor(max(1, ahead), thread_name_prefix="video-predict")
+    depth = max(1, ahead)
+    pool = ThreadPoolExecutor(depth, thread_name_prefix="video-predict")
     try:
         for index, rgb in reader:
             bar.update(1)
@@ -87,7 +88,7 @@ def predict_video(predictor: FacePredictor, source: str | Path | cv2.VideoCaptur
             if sampled_count >= batch_size:
                 pending.append((buffered, pool.submit(_predicted, predictor, buffered, every, detect)))
                 buffered, sampled_count = [], 0
-                if len(pending) >= max(1, ahead):
+                if len(pending) >= depth:
                     done, future = pending.popleft()
                     last_faces = yield from _emit(predictor, done, future.result(), fps, name, writer, tracker,
                                                   last_faces)
