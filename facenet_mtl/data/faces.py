@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facenet_mtl.data import images
-from facenet_mtl.data.schema import FACE_MARGIN
+from facenet_mtl.data.schema import FACE_MARGIN, MIN_FACE
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -69,7 +69,7 @@ def _padded(rgb):
 class FaceDetector:
     """`FaceDetector().detect(rgb)` -> faces sorted by area, largest first."""
 
-    def __init__(self, min_confidence: float = 0.9, min_size: int = 20, search_side: int | None = None) -> None:
+    def __init__(self, min_confidence: float = 0.9, min_size: int = MIN_FACE, search_side: int | None = None) -> None:
         self.min_confidence = min_confidence
         self.min_size = min_size
         self.search_side = search_side  # None: propose at full resolution; N: on a copy N px long (`_run`)

@@ -18,6 +18,9 @@ SCHEMA_VERSION = 2  # 2: age_min/age_max (age groups), race
 # of its size on each side (the alignment template is `faces.TEMPLATE`).
 DEFAULT_IMAGE_SIZE = 112
 FACE_MARGIN = 0.4
+# The smallest face detection searches for by default, in pixels of the image (MTCNN's minimum face
+# size; `predict --min-face`): each step up skips the finest, costliest levels of its pyramid.
+MIN_FACE = 20
 
 # Race groups, for reporting figures per group (never a model output). UTKFace's ids 0-4 keep
 # their meaning; FairFace's seven groups use 0, 1 and 3 where they match and 5-8 for the rest.

@@ -27,6 +27,7 @@ from facenet_mtl import tasks as task_registry
 from facenet_mtl.artifact.forward import compiled_forward
 from facenet_mtl.data import images
 from facenet_mtl.data.faces import FaceDetector, crop_face
+from facenet_mtl.data.schema import MIN_FACE
 from facenet_mtl.errors import DataError
 from facenet_mtl.inference.model_card import ModelCard, describe
 from facenet_mtl.inference.records import in_original_pixels
@@ -231,19 +232,19 @@ class FacePredictor:
         return write_annotated(paths, results, out_dir, heads=self.heads)
 
 
-def load_in_background(path=None, trust_saved_model=False, search_side=None, **kwargs):
+def load_in_background(path=None, trust_saved_model=False, search_side=None, min_face=MIN_FACE, **kwargs):
     """A Future of `FacePredictor.from_path(path, ...)`, warmed up (`warm_up`), made on a daemon
     thread: the caller reads its inputs meanwhile and calls `.result()` when it needs the model
     (an error loading it is raised there). Import TensorFlow on the calling thread first: imported
     on this one while the caller imports too, TensorFlow 2.16's `import distutils` (setuptools'
-    import hook) can deadlock. The model and the detector load side by side; `search_side`: the
-    detector's (`FaceDetector`)."""
+    import hook) can deadlock. The model and the detector load side by side; `search_side` and
+    `min_face` (its `min_size`): the detector's (`FaceDetector`)."""
     future = Future()
 
     def load():
         built = None
         try:
-            detector = FaceDetector(search_side=search_side)
+            detector = FaceDetector(search_side=search_side, min_size=min_face)
             built = threading.Thread(target=detector.warm_up, daemon=True)
             built.start()  # MTCNN's networks build while the model file loads
             predictor = FacePredictor.from_path(path, trust_saved_model=trust_saved_model, detector=detector,

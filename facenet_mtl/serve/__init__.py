@@ -3,6 +3,7 @@
     from facenet_mtl.serve import serve
     serve(model_path=None, host="127.0.0.1", port=8000)   # None: the shipped model
 """
+from facenet_mtl.data.schema import MIN_FACE
 from facenet_mtl.errors import DataError
 
 INSTALL = ("in the facenet-mtl source folder: pip install -e '.[serve]' (starlette, uvicorn, python-multipart; "
@@ -10,9 +11,10 @@ INSTALL = ("in the facenet-mtl source folder: pip install -e '.[serve]' (starlet
 
 
 def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 1024 * 1024, threads=2, log=print,
-          search_side=None, allow_hosts=()):
+          search_side=None, allow_hosts=(), min_face=MIN_FACE):
     """Load the model once, warm it up, and answer HTTP on host:port until interrupted: to the
-    host names `served_hosts(host)` and `allow_hosts` ("*": any Host header)."""
+    host names `served_hosts(host)` and `allow_hosts` ("*": any Host header). `search_side` and
+    `min_face` (its `min_size`): the detector's (`FaceDetector`)."""
     try:
         import uvicorn
 
@@ -23,7 +25,7 @@ def serve(model_path=None, host="127.0.0.1", port=8000, max_upload_bytes=10 * 10
     from facenet_mtl.data.faces import FaceDetector
     from facenet_mtl.inference.predictor import FacePredictor
 
-    predictor = FacePredictor.from_path(model_path, detector=FaceDetector(search_side=search_side),
+    predictor = FacePredictor.from_path(model_path, detector=FaceDetector(search_side=search_side, min_size=min_face),
                                         trace_whole=True)  # seconds once at start, less per request
     predictor.warm_up()
     if predictor.warning:

@@ -149,3 +149,17 @@ def test_a_larger_minimum_face_finds_the_face(photo):
     own stage failed on them, and the photo had no face); they are skipped."""
     faces = FaceDetector(min_size=40).detect(photo)
     assert len(faces) == 1 and iou(faces[0].box, PASTED) > 0.5
+
+
+def test_a_larger_minimum_face_finds_the_same_faces_batched_as_alone():
+    """At `min_size` 40 (`predict --min-face 40`: the pyramid starts a level later) photos detected
+    together still get the faces each gets alone."""
+    files = sorted(GENKI.glob("*.jpg"))[:12]
+    if not files:
+        pytest.skip(f"needs the GENKI-4K photos in {GENKI}")
+    detector = FaceDetector(min_size=40)
+    rgbs = [images.load_rgb(f) for f in files]
+    batched = detector.detect_many(rgbs, batch_size=4)
+    assert sum(map(len, batched)) >= len(rgbs) - 2
+    for rgb, faces in zip(rgbs, batched):
+        assert_same_faces(faces, detector.detect(rgb))

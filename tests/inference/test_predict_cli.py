@@ -151,6 +151,19 @@ def test_without_a_model_the_shipped_one_predicts_and_says_what_it_is(tmp_path):
         assert f"warning: {record['warning']}" in result.stderr
 
 
+def test_min_face_skips_faces_smaller_than_it(model, tmp_path):
+    """`--min-face` is the detector's smallest face: a 32-px face is found at the default (20 px)
+    and not searched for at 80; a 200-px face is found at both."""
+    small, large = tmp_path / "small.jpg", tmp_path / "large.jpg"
+    small_box, large_box = face_photo(small, side=32), face_photo(large)
+    found = {min_face: [r["faces"] for r in lines(run("--model", model, small, large, "--min-face", min_face))]
+             for min_face in (20, 80)}
+    assert [len(faces) for faces in found[20]] == [1, 1] and iou(found[20][0][0]["box"], small_box) > 0.3
+    assert [len(faces) for faces in found[80]] == [0, 1] and iou(found[80][1][0]["box"], large_box) > 0.5
+    too_small = run("--model", model, small, "--min-face", 8)  # under P-Net's 12-px window
+    assert too_small.exit_code == 2 and "--min-face" in too_small.stderr
+
+
 def test_a_progress_bar_on_stderr_for_several_images_only(photos, model):
     cv2.imwrite(str(photos / "a" / "fourth.jpg"), np.full((24, 32, 3), 9, np.uint8))
     many = run("--model", model, photos, "--no-detect", "--batch-size", "3")
