@@ -234,3 +234,24 @@ def test_concurrent_clients_with_distinct_photos_each_get_their_own_faces(server
             assert np.abs(np.subtract(face["box"], reference["box"])).max() <= 2
             assert face["age"] == pytest.approx(reference["age"], abs=0.5)
             assert face["gender"]["label"] == reference["gender"]["label"]
+
+
+def test_serve_min_face_is_its_detectors_smallest_face(monkeypatch):
+    """`serve --min-face 80` searches for faces as `predict --min-face 80` does (the model is not
+    loaded here: the detector it would be given is caught)."""
+    from click.testing import CliRunner
+
+    from facenet_mtl.cli import main
+    from facenet_mtl.inference import predictor
+    from tests.serve.conftest import free_port
+
+    seen = []
+
+    def from_path(path=None, detector=None, **options):
+        seen.append(detector.min_size)
+        raise KeyboardInterrupt  # stop before the model loads
+
+    monkeypatch.setattr(predictor.FacePredictor, "from_path", staticmethod(from_path))
+    for args, expected in (([], 20), (["--min-face", "80"], 80)):
+        CliRunner().invoke(main, ["serve", "--port", str(free_port()), *args])
+        assert seen[-1] == expected
