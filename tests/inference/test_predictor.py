@@ -227,6 +227,7 @@ def test_load_without_a_path_is_the_shipped_model_and_says_what_it_is():
     assert card["tasks"] == list(info["tasks"]) and card["version"] == info["version"]
     faces = predictor.predict(np.full((80, 80, 3), 120, np.uint8), detect=False)
     assert len(faces) == 1 and set(faces[0]) == {"box", "confidence", "age_range", *info["tasks"]}  # values: not asserted
+    assert predictor.detector.min_size == 20 and facenet_mtl.load(min_face=48).detector.min_size == 48
 
 
 def test_a_users_model_is_named_by_file_and_digest_and_demo_runs_are_flagged(tmp_path):
