@@ -120,7 +120,7 @@ def publish_release(run_dir: str | Path, data_root: str | Path, utkface_dir: str
 
 
 INTERVAL_PROBE = (
-    "An interval by the predicted age was probed on this model (2026-12-07, `age_range` only, no training): the "
+    "An interval by the predicted age was probed on 75401320 (2026-12-07, `age_range` only, no training): the "
     "validation faces grouped by their predicted age (5 groups, split at 13, 20, 40 and 60), and in each group the "
     "percentiles taken where 10 % of their true ages fall below and 10 % above: test coverage 0.781 overall, 0-12 "
     "0.701, 13-19 0.490, 20-39 0.849, 40-59 0.777, 60+ 0.712 (8 groups: 0.693, 0.540, 0.835, 0.783, 0.716). Closer "
